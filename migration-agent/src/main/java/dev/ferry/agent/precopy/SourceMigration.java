@@ -1,0 +1,498 @@
+package dev.ferry.agent.precopy;
+
+import dev.ferry.agent.clock.Clock;
+import dev.ferry.agent.guest.Guest;
+import dev.ferry.agent.guest.GuestMemory;
+import dev.ferry.agent.guest.MemoryDigest;
+import dev.ferry.agent.guest.PageBitmap;
+import dev.ferry.agent.wire.PageBatchWriter;
+import dev.ferry.agent.wire.ProtocolException;
+import dev.ferry.agent.wire.Wire;
+import dev.ferry.proto.Abort;
+import dev.ferry.proto.Commit;
+import dev.ferry.proto.Control;
+import dev.ferry.proto.DeviceState;
+import dev.ferry.proto.GuestState;
+import dev.ferry.proto.Hello;
+import dev.ferry.proto.MigrationProgress;
+import dev.ferry.proto.MigrationReport;
+import dev.ferry.proto.RoundEnd;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The source side of one pre-copy migration, run on its own thread by {@link #run()}:
+ * handshake, round 0 (every non-zero page), rounds of dirtied pages until {@link PrecopyPolicy}
+ * says switch over, stop-and-copy (pause, last pages, vCPU state), then the commit.
+ *
+ * <p>Until the commit is sent, any failure — the policy, a timeout, a cancel, the target's abort,
+ * a lost link — resumes the guest here and tells the target to free its copy. After the commit is
+ * sent only the target's confirmation completes the migration; without it the outcome is UNKNOWN
+ * and the guest stays paused here, so it never runs on two hosts.
+ */
+public final class SourceMigration {
+  private static final Logger LOG = LoggerFactory.getLogger(SourceMigration.class);
+  private static final long POLL_SLICE_NANOS = 10_000_000L;
+  private static final long FIRST_STEP_WAIT_NANOS = 500_000_000L;
+  private static final long SAMPLE_NANOS_MIN = 5_000_000L;
+  private static final long PROGRESS_EVERY_NANOS = 250_000_000L;
+  /** Known-incompressible pages are retried after this many rounds (their content may have changed). */
+  private static final int INCOMPRESSIBLE_FORGET_ROUNDS = 8;
+
+  /** Receives progress at most every 250 ms, and at every phase change. */
+  public interface Listener {
+    void onProgress(MigrationProgress progress);
+  }
+
+  private final String migrationId;
+  private final String sourceHost;
+  private final Guest guest;
+  private final SourceLink link;
+  private final MigrationSettings settings;
+  private final Clock clock;
+  private final Listener listener;
+  private final MigrationFailpoints failpoints;
+  private final GuestMemory memory;
+  private final PageBatchWriter writer;
+  private final CompressionGovernor governor;
+  private final BandwidthMeter meter = new BandwidthMeter();
+  private final PageBitmap toSend;
+  private final PageBitmap incompressible;
+
+  private volatile MigrationPhase phase = MigrationPhase.SETUP;
+  private volatile String cancelReason;
+  private long startNanos;
+  private int round;
+  private long guestBytesQueued;
+  private long blockedNanos;
+  private long pagesZero;
+  private long pagesRaw;
+  private long pagesLz4;
+  private long pagesSent;
+  private long lastSampleNanos;
+  private long lastSampleFlushed;
+  private long lastProgressNanos;
+  private long lastFlushed;
+  private long lastFlushChangeNanos;
+  private long remainingBytes;
+  private long dirtyRateBytesPerSecond;
+  private long expectedDowntimeMillis;
+  private int throttleMax;
+  private boolean paused;
+
+  public SourceMigration(String migrationId, String sourceHost, Guest guest, SourceLink link,
+      MigrationSettings settings, Clock clock, Listener listener, MigrationFailpoints failpoints) {
+    this.migrationId = migrationId;
+    this.sourceHost = sourceHost;
+    this.guest = guest;
+    this.link = link;
+    this.settings = settings;
+    this.clock = clock;
+    this.listener = listener;
+    this.failpoints = failpoints;
+    this.memory = guest.memory();
+    this.writer = new PageBatchWriter(memory);
+    this.governor = new CompressionGovernor(settings.compression());
+    this.toSend = new PageBitmap(memory.pageCount());
+    this.incompressible = new PageBitmap(memory.pageCount());
+  }
+
+  public String migrationId() {
+    return migrationId;
+  }
+
+  public MigrationPhase phase() {
+    return phase;
+  }
+
+  /**
+   * Asks the migration to stop and leave the guest running here. Only possible before the commit;
+   * returns false (and changes nothing) once it is too late.
+   */
+  public boolean cancel(String reason) {
+    if (!phase.sourceOwnsGuest()) {
+      return false;
+    }
+    cancelReason = reason;
+    return true;
+  }
+
+  /** Runs the migration to its end on the calling thread and reports how it went. */
+  public MigrationReport run() {
+    startNanos = clock.nanoTime();
+    lastFlushChangeNanos = startNanos;
+    memory.retain();
+    MigrationReport.Builder report = MigrationReport.newBuilder().setMigrationId(migrationId)
+        .setMemoryBytes(memory.sizeBytes());
+    try {
+      migrate(report);
+    } catch (MigrationFailure failure) {
+      failBeforeCommit(report, failure.phase, failure.getMessage());
+    } catch (LinkException | ProtocolException e) {
+      failBeforeCommit(report, MigrationPhase.ABORTED, describe(e));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      failBeforeCommit(report, MigrationPhase.ABORTED, "interrupted: the agent is shutting down");
+    } catch (RuntimeException e) {
+      LOG.error("migration {} failed unexpectedly", migrationId, e);
+      failBeforeCommit(report, MigrationPhase.ABORTED, "internal error: " + e);
+    } finally {
+      link.close();
+      memory.release();
+    }
+    return finishReport(report);
+  }
+
+  private void migrate(MigrationReport.Builder report) throws InterruptedException {
+    handshake();
+    moveTo(MigrationPhase.PRECOPY);
+    precopy();
+    moveTo(MigrationPhase.STOP_AND_COPY);
+    Guest.PauseInfo pause = guest.pause();
+    paused = true;
+    failpoints.hit(MigrationFailpoints.Point.AFTER_PAUSE);
+    report.setSourceLastStepNanos(pause.lastStepNanos());
+    PageBitmap fresh = new PageBitmap(memory.pageCount());
+    guest.dirtyLog().fetchAndClear(fresh);
+    toSend.or(fresh);
+    int finalPages = toSend.count();
+    report.setFinalPages(finalPages);
+    sendRound(round + 1, false);
+    GuestState state = guest.saveState();
+    report.setStateAtPause(state);
+    link.sendControl(Control.newBuilder().setDeviceState(
+        DeviceState.newBuilder().setState(state).setPagesSentTotal(pagesSent)).build());
+    awaitControl(Control.BodyCase.READY, "the target to check the last pages");
+    failpoints.hit(MigrationFailpoints.Point.BEFORE_COMMIT);
+    moveTo(MigrationPhase.CUTOVER);
+    commit(report);
+  }
+
+  private void handshake() throws InterruptedException {
+    link.sendControl(Control.newBuilder().setHello(Hello.newBuilder()
+        .setProtocolVersion(Wire.PROTOCOL_VERSION).setMigrationId(migrationId).setSourceHost(sourceHost)
+        .setGuest(guest.spec()).setPageSize(GuestMemory.PAGE_BYTES).setDigest(settings.digest())).build());
+    Control ack = awaitControl(Control.BodyCase.HELLO_ACK, "the target to accept the migration");
+    if (!ack.getHelloAck().getAccepted()) {
+      throw new MigrationFailure(MigrationPhase.ABORTED, "target refused: " + ack.getHelloAck().getReason());
+    }
+  }
+
+  private void precopy() throws InterruptedException {
+    PrecopyPolicy.State policy = PrecopyPolicy.State.initial();
+    guest.dirtyLog().clear();
+    long lastFetchNanos = clock.nanoTime();
+    toSend.setAll();
+    round = 0;
+    while (true) {
+      int pages = sendRound(round, round == 0);
+      link.sendControl(Control.newBuilder().setRoundEnd(RoundEnd.newBuilder().setRound(round).setPages(pages)).build());
+      failpoints.hit(MigrationFailpoints.Point.AFTER_ROUND);
+      long now = clock.nanoTime();
+      int dirty = guest.dirtyLog().fetchAndClear(toSend);
+      dirtyRateBytesPerSecond = (long) (dirty * (double) GuestMemory.PAGE_BYTES * 1e9 / Math.max(1, now - lastFetchNanos));
+      lastFetchNanos = now;
+      remainingBytes = (long) dirty * GuestMemory.PAGE_BYTES;
+      sample(now);
+      PrecopyPolicy.Decision decision = PrecopyPolicy.decide(settings, policy, new PrecopyPolicy.Observation(
+          round + 1, remainingBytes, meter.bytesPerSecond(), dirtyRateBytesPerSecond, now - startNanos,
+          memory.sizeBytes()));
+      policy = decision.next();
+      expectedDowntimeMillis = decision.expectedDowntimeMillis();
+      round++;
+      if ((round % INCOMPRESSIBLE_FORGET_ROUNDS) == 0) {
+        incompressible.clearAll();
+      }
+      switch (decision.action()) {
+        case SWITCHOVER -> {
+          return;
+        }
+        case ABORT -> throw new MigrationFailure(MigrationPhase.ABORTED, decision.reason());
+        case THROTTLE -> {
+          LOG.info("migration {}: {}", migrationId, decision.reason());
+          guest.setThrottlePercent(policy.throttlePercent());
+          throttleMax = Math.max(throttleMax, policy.throttlePercent());
+        }
+        default -> { }
+      }
+      progress(false);
+    }
+  }
+
+  /** Sends every page in {@code toSend}; returns how many went out. */
+  private int sendRound(int roundNumber, boolean skipZero) throws InterruptedException {
+    int sent = 0;
+    SourceLink.OutboundBatch batch = null;
+    try {
+      for (int page = toSend.nextSet(0); page >= 0; page = toSend.nextSet(page + 1)) {
+        if (batch == null) {
+          checkpoint();
+          batch = link.newBatch();
+          writer.begin(batch.buffer(), roundNumber);
+        }
+        if (encode(page, skipZero)) {
+          sent++;
+        }
+        if (writer.isFull()) {
+          flush(batch);
+          batch = null;
+        }
+      }
+      if (batch != null && writer.count() > 0) {
+        flush(batch);
+        batch = null;
+      }
+    } finally {
+      if (batch != null) {
+        batch.discard();
+      }
+    }
+    pagesSent += sent;
+    return sent;
+  }
+
+  private boolean encode(int page, boolean skipZero) {
+    boolean compress = governor.compressNext() && !incompressible.get(page);
+    long before = compress ? clock.nanoTime() : 0;
+    PageBatchWriter.Outcome outcome = writer.add(page, skipZero, compress);
+    switch (outcome) {
+      case SKIPPED_ZERO -> {
+        return false;
+      }
+      case ZERO -> pagesZero++;
+      case RAW -> pagesRaw++;
+      case LZ4 -> {
+        pagesLz4++;
+        governor.recordAttempt(clock.nanoTime() - before, writer.lastEncodedBytes());
+      }
+      case RAW_INCOMPRESSIBLE -> {
+        pagesRaw++;
+        incompressible.set(page);
+        governor.recordAttempt(clock.nanoTime() - before, GuestMemory.PAGE_BYTES);
+      }
+      default -> throw new IllegalStateException("unknown outcome " + outcome);
+    }
+    return true;
+  }
+
+  private void flush(SourceLink.OutboundBatch batch) throws InterruptedException {
+    long guestBytes = (long) writer.count() * GuestMemory.PAGE_BYTES;
+    writer.finish();
+    waitWritable();
+    link.sendBatch(batch, guestBytes);
+    guestBytesQueued += guestBytes;
+    long now = clock.nanoTime();
+    governor.tick(now, guestBytesQueued, blockedNanos);
+    sample(now);
+    if (now - lastProgressNanos >= PROGRESS_EVERY_NANOS) {
+      progress(false);
+    }
+  }
+
+  /** Back-pressure: waits for the link, failing if it makes no progress for the progress timeout. */
+  private void waitWritable() throws InterruptedException {
+    long start = clock.nanoTime();
+    while (!link.awaitWritable(POLL_SLICE_NANOS)) {
+      checkpoint();
+    }
+    blockedNanos += clock.nanoTime() - start;
+  }
+
+  /** Between batches: cancel, the target's messages, the completion and progress timeouts. */
+  private void checkpoint() throws InterruptedException {
+    String reason = cancelReason;
+    if (reason != null) {
+      throw new MigrationFailure(MigrationPhase.CANCELLED, reason);
+    }
+    if (Thread.interrupted()) {
+      throw new InterruptedException();
+    }
+    Control message = link.pollControl(0);
+    if (message != null) {
+      throw unexpected(message, "while sending pages");
+    }
+    long now = clock.nanoTime();
+    long limitMillis = settings.completionTimeoutMillis(memory.sizeBytes());
+    if ((now - startNanos) / 1_000_000L > limitMillis) {
+      throw new MigrationFailure(MigrationPhase.ABORTED, "completion timeout: not done after "
+          + limitMillis / 1000 + " s (" + settings.completionTimeoutMillisPerGib() / 1000 + " s per GiB)");
+    }
+    long flushed = link.guestBytesFlushed();
+    if (flushed != lastFlushed) {
+      lastFlushed = flushed;
+      lastFlushChangeNanos = now;
+    } else if ((now - lastFlushChangeNanos) / 1_000_000L > settings.progressTimeoutMillis()) {
+      throw new MigrationFailure(MigrationPhase.ABORTED, "progress timeout: the target took no data for "
+          + settings.progressTimeoutMillis() + " ms");
+    }
+  }
+
+  private void sample(long now) {
+    if (lastSampleNanos == 0) {
+      lastSampleNanos = startNanos;
+    }
+    if (now - lastSampleNanos < SAMPLE_NANOS_MIN) {
+      return;
+    }
+    long flushed = link.guestBytesFlushed();
+    meter.record(flushed - lastSampleFlushed, now - lastSampleNanos);
+    lastSampleFlushed = flushed;
+    lastSampleNanos = now;
+  }
+
+  /** Waits for one expected message; the target's Abort or anything else fails the migration. */
+  private Control awaitControl(Control.BodyCase expected, String waitingFor) throws InterruptedException {
+    long start = clock.nanoTime();
+    while (true) {
+      String reason = cancelReason;
+      if (reason != null && phase.sourceOwnsGuest()) {
+        throw new MigrationFailure(MigrationPhase.CANCELLED, reason);
+      }
+      Control message = link.pollControl(POLL_SLICE_NANOS);
+      if (message != null) {
+        if (message.getBodyCase() == expected) {
+          return message;
+        }
+        throw unexpected(message, "while waiting for " + waitingFor);
+      }
+      if ((clock.nanoTime() - start) / 1_000_000L > settings.progressTimeoutMillis()) {
+        throw new MigrationFailure(MigrationPhase.ABORTED, "progress timeout: waited "
+            + settings.progressTimeoutMillis() + " ms for " + waitingFor);
+      }
+    }
+  }
+
+  private RuntimeException unexpected(Control message, String when) {
+    if (message.getBodyCase() == Control.BodyCase.ABORT) {
+      return new MigrationFailure(MigrationPhase.ABORTED, "target aborted: " + message.getAbort().getReason());
+    }
+    return new ProtocolException("unexpected " + message.getBodyCase() + " from the target " + when);
+  }
+
+  private void commit(MigrationReport.Builder report) {
+    Control resumed;
+    try {
+      link.sendControl(Control.newBuilder().setCommit(Commit.newBuilder().setMigrationId(migrationId)).build());
+      failpoints.hit(MigrationFailpoints.Point.AFTER_COMMIT_SENT);
+      resumed = awaitControl(Control.BodyCase.RESUMED, "the target to resume the guest");
+    } catch (LinkException | ProtocolException | MigrationFailure | InterruptedException e) {
+      if (e instanceof InterruptedException) {
+        Thread.currentThread().interrupt();
+      }
+      phase = phase.moveTo(MigrationPhase.UNKNOWN);
+      report.setReason("commit sent but not confirmed (" + describe(e) + "): the guest stays paused on "
+          + sourceHost + " until the outcome is read back from the target");
+      LOG.error("migration {}: {}", migrationId, report.getReason());
+      return;
+    }
+    moveTo(MigrationPhase.COMPLETED);
+    report.setTargetFirstStepNanos(awaitFirstStep(resumed.getResumed().getResumedNanos()));
+    if (settings.digest()) {
+      report.setSourceDigest(com.google.protobuf.ByteString.copyFrom(MemoryDigest.of(memory)));
+    }
+  }
+
+  /** The target's first vCPU step, for the downtime figure only: a lost answer costs nothing but precision. */
+  private long awaitFirstStep(long resumedNanos) {
+    long deadline = clock.nanoTime() + FIRST_STEP_WAIT_NANOS;
+    try {
+      while (clock.nanoTime() < deadline) {
+        Control message = link.pollControl(POLL_SLICE_NANOS);
+        if (message != null && message.getBodyCase() == Control.BodyCase.FIRST_STEP) {
+          long first = message.getFirstStep().getFirstStepNanos();
+          return first != 0 ? first : resumedNanos;
+        }
+      }
+    } catch (LinkException | InterruptedException e) {
+      if (e instanceof InterruptedException) {
+        Thread.currentThread().interrupt();
+      }
+    }
+    return resumedNanos;
+  }
+
+  private void failBeforeCommit(MigrationReport.Builder report, MigrationPhase outcome, String reason) {
+    if (!phase.sourceOwnsGuest()) {
+      // Only reachable through a bug: after the commit nothing may resume the source.
+      LOG.error("migration {} failed after commit in {}: {}", migrationId, phase, reason);
+      report.setReason(reason);
+      return;
+    }
+    phase = phase.moveTo(outcome);
+    report.setReason(reason);
+    guest.setThrottlePercent(0);
+    if (paused) {
+      guest.resume();
+      paused = false;
+    }
+    try {
+      link.sendControl(Control.newBuilder().setAbort(Abort.newBuilder().setReason(reason)).build());
+    } catch (RuntimeException ignored) {
+      // The link may be the reason; the target frees its copy when the link drops anyway.
+    }
+    LOG.warn("migration {} of {} {}: {}", migrationId, guest.name(), outcome.label(), reason);
+  }
+
+  private MigrationReport finishReport(MigrationReport.Builder report) {
+    long now = clock.nanoTime();
+    report.setPhase(phase.toProto())
+        .setTotalNs(now - startNanos)
+        .setRounds(round + (phase == MigrationPhase.COMPLETED ? 1 : 0))
+        .setGuestBytesSent(pagesSent * GuestMemory.PAGE_BYTES)
+        .setWireBytesSent(link.wireBytesFlushed())
+        .setPagesZero(pagesZero).setPagesRaw(pagesRaw).setPagesLz4(pagesLz4)
+        .setThrottlePercentMax(throttleMax);
+    if (phase == MigrationPhase.COMPLETED && report.getTargetFirstStepNanos() != 0) {
+      report.setDowntimeNs(Math.max(0, report.getTargetFirstStepNanos() - report.getSourceLastStepNanos()));
+    }
+    progress(true);
+    return report.build();
+  }
+
+  private void moveTo(MigrationPhase next) {
+    phase = phase.moveTo(next);
+    progress(true);
+  }
+
+  private void progress(boolean force) {
+    long now = clock.nanoTime();
+    if (!force && now - lastProgressNanos < PROGRESS_EVERY_NANOS) {
+      return;
+    }
+    lastProgressNanos = now;
+    listener.onProgress(MigrationProgress.newBuilder()
+        .setMigrationId(migrationId).setPhase(phase.toProto()).setRound(round)
+        .setGuestBytesSent(link.guestBytesFlushed()).setWireBytesSent(link.wireBytesFlushed())
+        .setBytesRemaining(phase == MigrationPhase.SETUP ? memory.sizeBytes()
+            : round == 0 ? Math.max(0, memory.sizeBytes() - guestBytesQueued) : remainingBytes)
+        .setBandwidthBytesPerS(meter.bytesPerSecond())
+        .setDirtyRateBytesPerS(dirtyRateBytesPerSecond)
+        .setExpectedDowntimeMs(expectedDowntimeMillis == Long.MAX_VALUE ? 0 : expectedDowntimeMillis)
+        .setThrottlePercent(guest.throttlePercent())
+        .setElapsedMs((now - startNanos) / 1_000_000L)
+        .setCompressing(governor.compressing())
+        .build());
+  }
+
+  private static String describe(Throwable e) {
+    String message = e.getMessage();
+    if (e instanceof LinkException) {
+      return "link to target lost: " + message;
+    }
+    if (e instanceof ProtocolException) {
+      return "protocol error: " + message;
+    }
+    return message == null ? e.toString() : message;
+  }
+
+  /** Ends the migration before the commit with an outcome and a reason. */
+  private static final class MigrationFailure extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+    private final transient MigrationPhase phase;
+
+    MigrationFailure(MigrationPhase phase, String reason) {
+      super(reason, null, false, false);
+      this.phase = phase;
+    }
+  }
+}

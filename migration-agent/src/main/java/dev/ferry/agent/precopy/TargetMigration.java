@@ -1,0 +1,208 @@
+package dev.ferry.agent.precopy;
+
+import dev.ferry.agent.clock.Clock;
+import dev.ferry.agent.config.InvalidConfigException;
+import dev.ferry.agent.guest.Guest;
+import dev.ferry.agent.guest.GuestMemory;
+import dev.ferry.agent.wire.PageBatchReader;
+import dev.ferry.agent.wire.ProtocolException;
+import dev.ferry.agent.wire.Wire;
+import dev.ferry.proto.Abort;
+import dev.ferry.proto.Control;
+import dev.ferry.proto.FirstStep;
+import dev.ferry.proto.GuestSpec;
+import dev.ferry.proto.Hello;
+import dev.ferry.proto.HelloAck;
+import dev.ferry.proto.ReadyToResume;
+import dev.ferry.proto.Resumed;
+import java.nio.ByteBuffer;
+import java.util.concurrent.CompletableFuture;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The target side of one migration, fed by the transport one message at a time on one thread.
+ * It admits the guest (zeroed memory, paused vCPUs), applies page batches straight into guest
+ * memory, checks the final page count and vCPU state, and resumes the guest only on the source's
+ * commit. Any failure before that frees everything it allocated.
+ */
+public final class TargetMigration {
+  private static final Logger LOG = LoggerFactory.getLogger(TargetMigration.class);
+  private static final long FIRST_STEP_POLL_NANOS = 1_000_000L;
+  private static final long FIRST_STEP_WAIT_NANOS = 50_000_000L;
+
+  /** The agent's side: admission (capacity, names) and the guest registry. Netty-free. */
+  public interface Host {
+    String hostId();
+
+    /** Registers an incoming guest or throws {@link Refused} saying why not. */
+    Guest admitIncoming(String migrationId, GuestSpec spec);
+
+    /** The migration failed before commit: unregister and destroy the guest. */
+    void incomingFailed(String migrationId, Guest guest, String reason);
+
+    /** The guest now runs here. */
+    void incomingCommitted(String migrationId, Guest guest, CompletableFuture<byte[]> digest);
+  }
+
+  /** Admission said no; the message goes back to the source. */
+  public static final class Refused extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    public Refused(String message) {
+      super(message);
+    }
+  }
+
+  private enum State { AWAIT_HELLO, RECEIVING, READY, RUNNING, FAILED }
+
+  private final Host host;
+  private final ControlSink sink;
+  private final Clock clock;
+  private State state = State.AWAIT_HELLO;
+  private String migrationId = "?";
+  private Guest guest;
+  private PageBatchReader reader;
+  private boolean digest;
+
+  public TargetMigration(Host host, ControlSink sink, Clock clock) {
+    this.host = host;
+    this.sink = sink;
+    this.clock = clock;
+  }
+
+  public String migrationId() {
+    return migrationId;
+  }
+
+  /** True once the guest runs here (the link may then go away harmlessly). */
+  public boolean isCommitted() {
+    return state == State.RUNNING;
+  }
+
+  public void onControl(Control message) {
+    try {
+      switch (message.getBodyCase()) {
+        case HELLO -> onHello(message.getHello());
+        case ROUND_END -> requireState(State.RECEIVING, "RoundEnd");
+        case DEVICE_STATE -> onDeviceState(message);
+        case COMMIT -> onCommit();
+        case ABORT -> fail("source aborted: " + message.getAbort().getReason(), false);
+        default -> throw new ProtocolException("unexpected " + message.getBodyCase() + " from the source");
+      }
+    } catch (ProtocolException | InvalidConfigException e) {
+      fail("protocol error: " + e.getMessage(), true);
+    }
+  }
+
+  public void onPages(ByteBuffer body) {
+    try {
+      requireState(State.RECEIVING, "page batch");
+      reader.apply(body);
+    } catch (ProtocolException e) {
+      fail(e.getMessage(), true);
+    }
+  }
+
+  /** The link dropped (or failed to decode): before commit the guest is freed. */
+  public void onLinkLost(String reason) {
+    if (state == State.RUNNING || state == State.FAILED) {
+      return;
+    }
+    fail("link to source lost: " + reason, false);
+  }
+
+  private void onHello(Hello hello) {
+    requireState(State.AWAIT_HELLO, "Hello");
+    migrationId = hello.getMigrationId();
+    if (hello.getProtocolVersion() != Wire.PROTOCOL_VERSION) {
+      refuse("protocol version " + hello.getProtocolVersion() + " is not supported (this agent speaks "
+          + Wire.PROTOCOL_VERSION + ")");
+      return;
+    }
+    if (hello.getPageSize() != GuestMemory.PAGE_BYTES) {
+      refuse("page size " + hello.getPageSize() + " is not supported (4096 only)");
+      return;
+    }
+    try {
+      guest = host.admitIncoming(migrationId, hello.getGuest());
+    } catch (Refused | InvalidConfigException e) {
+      refuse(e.getMessage());
+      return;
+    }
+    reader = new PageBatchReader(guest.memory());
+    digest = hello.getDigest();
+    state = State.RECEIVING;
+    LOG.info("migration {}: receiving {} ({}) from {}", migrationId, hello.getGuest().getName(),
+        dev.ferry.agent.config.Sizes.formatBytes(hello.getGuest().getMemoryBytes()), hello.getSourceHost());
+    sink.send(Control.newBuilder().setHelloAck(HelloAck.newBuilder().setAccepted(true)
+        .setProtocolVersion(Wire.PROTOCOL_VERSION).setTargetHost(host.hostId())).build());
+  }
+
+  private void refuse(String reason) {
+    state = State.FAILED;
+    LOG.warn("migration {} refused: {}", migrationId, reason);
+    sink.send(Control.newBuilder().setHelloAck(HelloAck.newBuilder().setAccepted(false)
+        .setProtocolVersion(Wire.PROTOCOL_VERSION).setTargetHost(host.hostId()).setReason(reason)).build());
+    sink.close();
+  }
+
+  private void onDeviceState(Control message) {
+    requireState(State.RECEIVING, "DeviceState");
+    long sent = message.getDeviceState().getPagesSentTotal();
+    if (sent != reader.pagesApplied()) {
+      throw new ProtocolException("source sent " + sent + " pages but " + reader.pagesApplied() + " arrived");
+    }
+    guest.restoreState(message.getDeviceState().getState());
+    state = State.READY;
+    sink.send(Control.newBuilder().setReady(ReadyToResume.newBuilder().setPagesApplied(reader.pagesApplied())).build());
+  }
+
+  private void onCommit() {
+    requireState(State.READY, "Commit");
+    CompletableFuture<byte[]> memoryDigest = digest ? guest.startSnapshotDigest() : null;
+    guest.resume();
+    state = State.RUNNING;
+    host.incomingCommitted(migrationId, guest, memoryDigest);
+    LOG.info("migration {}: {} resumed here", migrationId, guest.name());
+    sink.send(Control.newBuilder().setResumed(Resumed.newBuilder().setResumedNanos(guest.resumedNanos())).build());
+    boolean steps = guest.spec().getWorkload().getDirtyRateBytesPerS() > 0;
+    reportFirstStep(steps ? clock.nanoTime() + FIRST_STEP_WAIT_NANOS : 0);
+  }
+
+  /** Tells the source when the first vCPU step ran (bounded wait), so it can time the pause exactly. */
+  private void reportFirstStep(long waitUntilNanos) {
+    long first = guest.firstStepNanosAfterResume();
+    if (first == 0 && waitUntilNanos != 0 && clock.nanoTime() < waitUntilNanos) {
+      sink.schedule(() -> reportFirstStep(waitUntilNanos), FIRST_STEP_POLL_NANOS);
+      return;
+    }
+    sink.send(Control.newBuilder().setFirstStep(FirstStep.newBuilder().setFirstStepNanos(first)).build());
+  }
+
+  private void requireState(State expected, String what) {
+    if (state != expected) {
+      throw new ProtocolException(what + " not allowed while the target is " + state);
+    }
+  }
+
+  private void fail(String reason, boolean tellSource) {
+    if (state == State.FAILED || state == State.RUNNING) {
+      return;
+    }
+    State was = state;
+    state = State.FAILED;
+    LOG.warn("migration {} failed on the target: {}", migrationId, reason);
+    if (guest != null && was != State.AWAIT_HELLO) {
+      host.incomingFailed(migrationId, guest, reason);
+    }
+    if (tellSource) {
+      try {
+        sink.send(Control.newBuilder().setAbort(Abort.newBuilder().setReason(reason)).build());
+      } catch (RuntimeException ignored) {
+        // the link may already be gone
+      }
+    }
+    sink.close();
+  }
+}

@@ -1,0 +1,24 @@
+package dev.ferry.agent.wire;
+
+import net.jpountz.lz4.LZ4Compressor;
+import net.jpountz.lz4.LZ4Factory;
+import net.jpountz.lz4.LZ4SafeDecompressor;
+
+/**
+ * The one LZ4 factory. Compression uses the JNI compressor; decompression the JNI safe
+ * decompressor with a destination the protocol bounds (one page). Never the "fast" decompressor:
+ * in the maintained fork it is pure Java and several times slower.
+ */
+public final class Lz4 {
+  static final LZ4Factory FACTORY = LZ4Factory.fastestInstance();
+  static final LZ4Compressor COMPRESSOR = FACTORY.fastCompressor();
+  static final LZ4SafeDecompressor DECOMPRESSOR = FACTORY.safeDecompressor();
+
+  private Lz4() {}
+
+  /** Which implementation runs, for the agent's start-up log. */
+  public static String describe() {
+    return FACTORY.toString() + " (compressor " + COMPRESSOR.getClass().getSimpleName()
+        + ", decompressor " + DECOMPRESSOR.getClass().getSimpleName() + ")";
+  }
+}

@@ -1,0 +1,48 @@
+package dev.ferry.agent.precopy;
+
+import dev.ferry.agent.clock.Clock;
+import dev.ferry.agent.guest.Guest;
+import dev.ferry.proto.GuestSpec;
+import java.util.concurrent.CompletableFuture;
+
+/** A target host for engine tests: one incoming guest at a time, and what happened to it. */
+final class RecordingHost implements TargetMigration.Host {
+  private final Clock clock;
+  private final boolean manualGuests;
+  Guest admitted;
+  Guest running;
+  CompletableFuture<byte[]> digest;
+  String failure;
+  boolean refuseNext;
+
+  RecordingHost(Clock clock, boolean manualGuests) {
+    this.clock = clock;
+    this.manualGuests = manualGuests;
+  }
+
+  @Override
+  public String hostId() {
+    return "target";
+  }
+
+  @Override
+  public Guest admitIncoming(String migrationId, GuestSpec spec) {
+    if (refuseNext) {
+      throw new TargetMigration.Refused("host target is full");
+    }
+    admitted = manualGuests ? Guest.manual(spec, clock, false) : Guest.incoming(spec, clock);
+    return admitted;
+  }
+
+  @Override
+  public void incomingFailed(String migrationId, Guest guest, String reason) {
+    failure = reason;
+    guest.destroy();
+  }
+
+  @Override
+  public void incomingCommitted(String migrationId, Guest guest, CompletableFuture<byte[]> memoryDigest) {
+    running = guest;
+    digest = memoryDigest;
+  }
+}
