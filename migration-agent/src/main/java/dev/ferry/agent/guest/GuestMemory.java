@@ -1,25 +1,19 @@
 package dev.ferry.agent.guest;
 
 import dev.ferry.agent.config.InvalidConfigException;
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
-import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.concurrent.atomic.AtomicInteger;
 import net.openhft.chronicle.bytes.BytesStore;
 import net.openhft.chronicle.bytes.PointerBytesStore;
-import net.openhft.chronicle.core.OS;
 import net.openhft.chronicle.core.UnsafeMemory;
 import sun.misc.Unsafe;
 
 /**
  * A guest's physical memory: off-heap, page-granular (4 KiB), from 16 MiB to 1 TiB.
  *
- * <p>Memory is a private mapping of {@code /dev/zero} (through Chronicle's {@link OS#map}), so a
- * fresh guest costs nothing until it is touched and reads as zeros, as a new KVM guest does; the
- * target of a migration relies on that to skip zero pages. Chronicle {@link BytesStore} views
+ * <p>Memory is an anonymous private mapping (see {@link AnonymousMemory}), so a fresh guest costs
+ * nothing until it is touched and reads as zeros, as a new KVM guest does; the target of a
+ * migration relies on that to skip zero pages. Chronicle {@link BytesStore} views
  * expose each 1 GiB chunk as a direct {@link ByteBuffer} for CRC32C and LZ4.
  *
  * <p>Lifetime: the creator holds one reference; every other user (an engine, a digest) takes one
@@ -69,16 +63,24 @@ public final class GuestMemory {
     return sizeBytes;
   }
 
-  /** Maps {@code sizeBytes} of zero-filled memory; pages are committed when first written. */
+  /**
+   * Maps {@code sizeBytes} of zero-filled anonymous memory, asking for transparent huge pages;
+   * pages are committed when first written (or {@link #populate populated}).
+   */
   public static GuestMemory allocate(long sizeBytes) {
     validateSize("memory", sizeBytes);
-    try (FileChannel zero = FileChannel.open(Path.of("/dev/zero"),
-        StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-      long address = OS.map(zero, FileChannel.MapMode.PRIVATE, 0, sizeBytes);
-      return new GuestMemory(sizeBytes, address);
-    } catch (IOException e) {
-      throw new UncheckedIOException("cannot map " + sizeBytes + " bytes of guest memory", e);
-    }
+    return new GuestMemory(sizeBytes, AnonymousMemory.map(sizeBytes));
+  }
+
+  /**
+   * Commits the pages of {@code [fromPage, fromPage + pages)} without changing their content, so
+   * that writes there later take no page faults (a migration target runs this ahead of the
+   * incoming stream). Returns false if the kernel cannot do it.
+   */
+  public boolean populate(int fromPage, int pages) {
+    checkPage(fromPage);
+    checkPage(fromPage + pages - 1);
+    return AnonymousMemory.populate(address + ((long) fromPage << PAGE_SHIFT), (long) pages << PAGE_SHIFT);
   }
 
   public long sizeBytes() {
@@ -188,11 +190,7 @@ public final class GuestMemory {
       for (PointerBytesStore store : chunkStores) {
         store.releaseLast();
       }
-      try {
-        OS.unmap(address, sizeBytes);
-      } catch (IOException e) {
-        throw new UncheckedIOException("cannot unmap guest memory", e);
-      }
+      AnonymousMemory.unmap(address, sizeBytes);
     } else if (n < 0) {
       throw new IllegalStateException("guest memory released more often than retained");
     }

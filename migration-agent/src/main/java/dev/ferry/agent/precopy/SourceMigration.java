@@ -185,6 +185,7 @@ public final class SourceMigration {
     toSend.setAll();
     round = 0;
     while (true) {
+      long roundStart = clock.nanoTime();
       int pages = sendRound(round, round == 0);
       link.sendControl(Control.newBuilder().setRoundEnd(RoundEnd.newBuilder().setRound(round).setPages(pages)).build());
       failpoints.hit(MigrationFailpoints.Point.AFTER_ROUND);
@@ -194,6 +195,8 @@ public final class SourceMigration {
       lastFetchNanos = now;
       remainingBytes = (long) dirty * GuestMemory.PAGE_BYTES;
       sample(now);
+      LOG.info("migration {}: round {} sent {} pages in {} ms; {} dirty, bandwidth {}", migrationId, round, pages,
+          (now - roundStart) / 1_000_000, dirty, dev.ferry.agent.config.Sizes.formatRate(meter.bytesPerSecond()));
       PrecopyPolicy.Decision decision = PrecopyPolicy.decide(settings, policy, new PrecopyPolicy.Observation(
           round + 1, remainingBytes, meter.bytesPerSecond(), dirtyRateBytesPerSecond, now - startNanos,
           memory.sizeBytes()));

@@ -11,6 +11,7 @@ import dev.ferry.proto.Abort;
 import dev.ferry.proto.Control;
 import dev.ferry.proto.FirstStep;
 import dev.ferry.proto.GuestSpec;
+import dev.ferry.proto.GuestState;
 import dev.ferry.proto.Hello;
 import dev.ferry.proto.HelloAck;
 import dev.ferry.proto.ReadyToResume;
@@ -41,8 +42,8 @@ public final class TargetMigration {
     /** The migration failed before commit: unregister and destroy the guest. */
     void incomingFailed(String migrationId, Guest guest, String reason);
 
-    /** The guest now runs here. */
-    void incomingCommitted(String migrationId, Guest guest, CompletableFuture<byte[]> digest);
+    /** The guest now runs here, resumed from {@code resumedFrom}. */
+    void incomingCommitted(String migrationId, Guest guest, GuestState resumedFrom, CompletableFuture<byte[]> digest);
   }
 
   /** Admission said no; the message goes back to the source. */
@@ -64,6 +65,7 @@ public final class TargetMigration {
   private Guest guest;
   private PageBatchReader reader;
   private boolean digest;
+  private GuestState resumedFrom;
 
   public TargetMigration(Host host, ControlSink sink, Clock clock) {
     this.host = host;
@@ -104,7 +106,12 @@ public final class TargetMigration {
     }
   }
 
-  /** The link dropped (or failed to decode): before commit the guest is freed. */
+  /** The transport could not decode what the source sent: abort, telling the source why. */
+  public void onProtocolError(String reason) {
+    fail(reason, true);
+  }
+
+  /** The link dropped: before commit the guest is freed. */
   public void onLinkLost(String reason) {
     if (state == State.RUNNING || state == State.FAILED) {
       return;
@@ -153,7 +160,8 @@ public final class TargetMigration {
     if (sent != reader.pagesApplied()) {
       throw new ProtocolException("source sent " + sent + " pages but " + reader.pagesApplied() + " arrived");
     }
-    guest.restoreState(message.getDeviceState().getState());
+    resumedFrom = message.getDeviceState().getState();
+    guest.restoreState(resumedFrom);
     state = State.READY;
     sink.send(Control.newBuilder().setReady(ReadyToResume.newBuilder().setPagesApplied(reader.pagesApplied())).build());
   }
@@ -163,7 +171,7 @@ public final class TargetMigration {
     CompletableFuture<byte[]> memoryDigest = digest ? guest.startSnapshotDigest() : null;
     guest.resume();
     state = State.RUNNING;
-    host.incomingCommitted(migrationId, guest, memoryDigest);
+    host.incomingCommitted(migrationId, guest, resumedFrom, memoryDigest);
     LOG.info("migration {}: {} resumed here", migrationId, guest.name());
     sink.send(Control.newBuilder().setResumed(Resumed.newBuilder().setResumedNanos(guest.resumedNanos())).build());
     boolean steps = guest.spec().getWorkload().getDirtyRateBytesPerS() > 0;

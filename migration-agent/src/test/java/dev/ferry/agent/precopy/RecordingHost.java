@@ -41,7 +41,8 @@ final class RecordingHost implements TargetMigration.Host {
   }
 
   @Override
-  public void incomingCommitted(String migrationId, Guest guest, CompletableFuture<byte[]> memoryDigest) {
+  public void incomingCommitted(String migrationId, Guest guest, dev.ferry.proto.GuestState resumedFrom,
+      CompletableFuture<byte[]> memoryDigest) {
     running = guest;
     digest = memoryDigest;
   }

@@ -1,0 +1,210 @@
+package dev.ferry.bench;
+
+import dev.ferry.agent.cli.AgentProcess;
+import dev.ferry.agent.cli.GuestCommand;
+import dev.ferry.agent.cli.Json;
+import dev.ferry.agent.config.InvalidConfigException;
+import dev.ferry.agent.config.Sizes;
+import dev.ferry.agent.transport.AgentClient;
+import dev.ferry.agent.transport.NettyTransport;
+import dev.ferry.proto.GuestSpec;
+import dev.ferry.proto.GuestStatus;
+import dev.ferry.proto.MigrationPhase;
+import dev.ferry.proto.MigrationPolicy;
+import dev.ferry.proto.MigrationReport;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code scripts/bench-migrate}: two agent processes on loopback, one guest migrated from the
+ * first to the second, {@code --runs} times, each run next to a plain TCP transfer of the same size
+ * measured in the same run. Downtime is the target's first vCPU step minus the source's last (one
+ * host, one CLOCK_MONOTONIC); memory identity is proved with whole-memory digests computed outside
+ * the pause (the source's after the handover, the target's copy-on-write while the guest runs).
+ */
+@Command(name = "bench-migrate", mixinStandardHelpOptions = true,
+    description = "Migrate a built-in guest between two local agents and report time, downtime and throughput.")
+public final class BenchMigrate implements Callable<Integer> {
+  @Option(names = "--memory", defaultValue = "1GiB", description = "Guest memory (default: ${DEFAULT-VALUE}).")
+  String memory;
+
+  @Option(names = "--dirty-rate", defaultValue = "0", description = "Guest dirty rate, e.g. 64MiB/s (default: idle).")
+  String dirtyRate;
+
+  @Option(names = "--working-set", description = "Memory the guest writes to (default: all).")
+  String workingSet;
+
+  @Option(names = "--content", defaultValue = "mixed", description = "zero, text, random or mixed (default: ${DEFAULT-VALUE}).")
+  String content;
+
+  @Option(names = "--vcpus", defaultValue = "1", description = "Guest vCPUs (default: ${DEFAULT-VALUE}).")
+  int vcpus;
+
+  @Option(names = "--max-downtime", defaultValue = "50", description = "Downtime budget in ms (default: ${DEFAULT-VALUE}).")
+  int maxDowntime;
+
+  @Option(names = "--compression", defaultValue = "auto", description = "off, on or auto (default: ${DEFAULT-VALUE}).")
+  String compression;
+
+  @Option(names = "--bandwidth", description = "Cap the link (stands in for a slower one), e.g. 100MiB/s.")
+  String bandwidth;
+
+  @Option(names = "--runs", defaultValue = "5", description = "Measured runs (default: ${DEFAULT-VALUE}).")
+  int runs;
+
+  @Option(names = "--warmup", defaultValue = "1", description = "Unreported warm-up runs first (default: ${DEFAULT-VALUE}).")
+  int warmup;
+
+  @Option(names = "--transport", defaultValue = "auto", description = "Agents' transport (default: ${DEFAULT-VALUE}).")
+  String transport;
+
+  @Option(names = "--json", description = "Print one JSON object per run instead of the table.")
+  boolean json;
+
+  @Option(names = "--work-dir", description = "Agent logs and datastore (default: a temporary directory).")
+  Path workDir;
+
+  private final PrintWriter out = new PrintWriter(System.out, true);
+
+  public static void main(String[] args) {
+    System.exit(new CommandLine(new BenchMigrate()).execute(args));
+  }
+
+  @Override
+  public Integer call() throws Exception {
+    GuestSpec template;
+    MigrationPolicy policy;
+    try {
+      template = GuestCommand.spec("bench", memory, vcpus, dirtyRate, workingSet, 20, 80, content, 42);
+      MigrationPolicy.Builder b = MigrationPolicy.newBuilder().setMaxDowntimeMs(maxDowntime)
+          .setCompression(GuestCommand.compressionMode(compression)).setDigest(true);
+      if (bandwidth != null) {
+        b.setBandwidthBytesPerS(Sizes.parseRate("--bandwidth", bandwidth));
+      }
+      policy = b.build();
+      InvalidConfigException.requireRange("--runs", runs, 1, 1000);
+      InvalidConfigException.requireRange("--warmup", warmup, 0, 100);
+    } catch (InvalidConfigException e) {
+      System.err.println("bench-migrate: " + e.getMessage());
+      return 2;
+    }
+    Path dir = workDir != null ? Files.createDirectories(workDir) : Files.createTempDirectory("ferry-bench");
+    List<String> agentArgs = List.of("--transport", transport);
+    try (AgentProcess a = AgentProcess.start("bench-a", dir.resolve("datastore"), dir.resolve("agent-a.log"), agentArgs);
+        AgentProcess b = AgentProcess.start("bench-b", dir.resolve("datastore"), dir.resolve("agent-b.log"), agentArgs);
+        NettyTransport client = NettyTransport.create(NettyTransport.Kind.NIO, 1, "bench-client");
+        TcpBaseline baseline = new TcpBaseline(template.getMemoryBytes())) {
+      AgentClient source = new AgentClient(client, a.address());
+      AgentClient target = new AgentClient(client, b.address());
+      if (!json) {
+        out.printf("agents: %s (%s), %s (%s); logs in %s%n", a.hostId(), a.address(), b.hostId(), b.address(), dir);
+        out.println(header());
+      }
+      List<Json> results = new ArrayList<>();
+      for (int run = -warmup; run < runs; run++) {
+        Json result = runOnce(run, template, policy, source, target, b, baseline);
+        if (run < 0) {
+          continue;
+        }
+        results.add(result);
+        out.println(json ? result.toString() : row(result));
+      }
+      if (!json) {
+        out.println(summary(results));
+      }
+      boolean allIdentical = results.stream().allMatch(r -> Boolean.TRUE.equals(r.get("memory_identical")));
+      return allIdentical ? 0 : 1;
+    }
+  }
+
+  private Json runOnce(int run, GuestSpec template, MigrationPolicy policy, AgentClient source, AgentClient target,
+      AgentProcess targetProcess, TcpBaseline baseline) throws IOException {
+    String name = "bench-" + (run < 0 ? "warmup" + (-run) : String.valueOf(run));
+    GuestSpec spec = template.toBuilder().setName(name).build();
+    source.create(spec);
+    double baselineRate = baseline.measure(spec.getMemoryBytes());
+    MigrationReport report = source.migrate(name, targetProcess.address(), policy, p -> { });
+    boolean completed = report.getPhase() == MigrationPhase.PHASE_COMPLETED;
+    Boolean identical = null;
+    Boolean sameStep = null;
+    if (completed) {
+      GuestStatus status = target.awaitDigestAtResume(name, Duration.ofSeconds(120));
+      identical = status.getDigestAtResume().equals(report.getSourceDigest());
+      sameStep = status.getVcpuStateAtResume().equals(report.getStateAtPause());
+      target.destroy(name);
+    } else {
+      source.destroy(name);
+    }
+    double seconds = report.getTotalNs() / 1e9;
+    return new Json().put("run", run)
+        .put("memory_bytes", spec.getMemoryBytes())
+        .put("dirty_rate_bytes_per_s", spec.getWorkload().getDirtyRateBytesPerS())
+        .put("content", content)
+        .put("compression", compression)
+        .put("bandwidth_cap_bytes_per_s", policy.getBandwidthBytesPerS())
+        .put("phase", report.getPhase().name().replace("PHASE_", "").toLowerCase(Locale.ROOT))
+        .put("reason", report.getReason())
+        .put("total_ms", round(report.getTotalNs() / 1e6))
+        .put("downtime_ms", completed ? round(report.getDowntimeNs() / 1e6) : null)
+        .put("rounds", report.getRounds())
+        .put("guest_bytes_sent", report.getGuestBytesSent())
+        .put("wire_bytes_sent", report.getWireBytesSent())
+        .put("pages_zero", report.getPagesZero())
+        .put("pages_raw", report.getPagesRaw())
+        .put("pages_lz4", report.getPagesLz4())
+        .put("throttle_percent_max", report.getThrottlePercentMax())
+        .put("throughput_bytes_per_s", Math.round(report.getGuestBytesSent() / Math.max(seconds, 1e-9)))
+        .put("baseline_tcp_bytes_per_s", Math.round(baselineRate))
+        .put("memory_identical", identical)
+        .put("vcpu_continues_from_pause", sameStep);
+  }
+
+  private static double round(double v) {
+    return Math.round(v * 100) / 100.0;
+  }
+
+  private static String header() {
+    return String.format(Locale.ROOT, "%4s %10s %10s %7s %6s %12s %12s %12s %7s %9s",
+        "run", "total ms", "downtime", "rounds", "lz4", "guest sent", "throughput", "tcp base", "ratio", "identical");
+  }
+
+  private static String row(Json r) {
+    long throughput = (Long) r.get("throughput_bytes_per_s");
+    long base = (Long) r.get("baseline_tcp_bytes_per_s");
+    Object downtime = r.get("downtime_ms");
+    return String.format(Locale.ROOT, "%4d %10.1f %10s %7d %6d %12s %12s %12s %7.2f %9s",
+        (Integer) r.get("run"), (Double) r.get("total_ms"), downtime == null ? "-" : String.format(Locale.ROOT, "%.2f", (Double) downtime),
+        (Integer) r.get("rounds"), (Long) r.get("pages_lz4"), Sizes.formatBytes((Long) r.get("guest_bytes_sent")),
+        Sizes.formatRate(throughput), Sizes.formatRate(base), throughput / (double) base,
+        r.get("memory_identical") == null ? r.get("phase") : r.get("memory_identical"));
+  }
+
+  private static String summary(List<Json> results) {
+    double[] total = results.stream().mapToDouble(r -> (Double) r.get("total_ms")).toArray();
+    double[] downtime = results.stream().filter(r -> r.get("downtime_ms") != null)
+        .mapToDouble(r -> (Double) r.get("downtime_ms")).toArray();
+    double[] ratio = results.stream().mapToDouble(r -> (Long) r.get("throughput_bytes_per_s")
+        / (double) (Long) r.get("baseline_tcp_bytes_per_s")).toArray();
+    return String.format(Locale.ROOT, "median: total %.1f ms, downtime %s ms, throughput/baseline %.2f; identical in %d of %d runs",
+        median(total), downtime.length == 0 ? "-" : String.format(Locale.ROOT, "%.2f", median(downtime)), median(ratio),
+        results.stream().filter(r -> Boolean.TRUE.equals(r.get("memory_identical"))).count(), results.size());
+  }
+
+  static double median(double[] values) {
+    double[] v = values.clone();
+    Arrays.sort(v);
+    int n = v.length;
+    return n == 0 ? Double.NaN : n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  }
+}

@@ -1,0 +1,62 @@
+package dev.ferry.agent;
+
+import dev.ferry.agent.config.InvalidConfigException;
+import dev.ferry.agent.transport.NettyTransport;
+import java.lang.management.ManagementFactory;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.regex.Pattern;
+
+/**
+ * One agent's settings, validated. Each comes from a CLI option or the same key in the config
+ * file ({@code --config}); see {@code ferry agent --help}.
+ *
+ * @param hostId this host's name in the cluster
+ * @param listen where agents and tools reach this one (127.0.0.1 by default)
+ * @param datastore the shared datastore directory (created if missing)
+ * @param transport io_uring, epoll, nio, or auto
+ * @param memoryCapacityBytes guest memory this host accepts in total
+ * @param migrationsOutMax concurrent outgoing migrations
+ * @param migrationsInMax concurrent incoming migrations
+ */
+public record AgentConfig(
+    String hostId,
+    InetSocketAddress listen,
+    Path datastore,
+    NettyTransport.Kind transport,
+    long memoryCapacityBytes,
+    int migrationsOutMax,
+    int migrationsInMax) {
+
+  private static final Pattern HOST_ID = Pattern.compile("[a-z0-9][a-z0-9-]{0,62}");
+  public static final int MIGRATIONS_PER_DIRECTION_DEFAULT = 2;
+
+  public AgentConfig {
+    if (hostId == null || !HOST_ID.matcher(hostId).matches()) {
+      throw new InvalidConfigException("host-id",
+          "'" + hostId + "' must be 1-63 lower-case letters, digits or '-', starting with a letter or digit");
+    }
+    if (listen == null) {
+      throw new InvalidConfigException("listen", "missing");
+    }
+    if (datastore == null) {
+      throw new InvalidConfigException("datastore", "missing");
+    }
+    if (Files.exists(datastore) && !Files.isDirectory(datastore)) {
+      throw new InvalidConfigException("datastore", datastore + " exists and is not a directory");
+    }
+    InvalidConfigException.requireRange("memory-capacity", memoryCapacityBytes, 16L << 20, 1L << 50);
+    InvalidConfigException.requireRange("migrations-out-max", migrationsOutMax, 1, 64);
+    InvalidConfigException.requireRange("migrations-in-max", migrationsInMax, 1, 64);
+  }
+
+  /** 80 % of this machine's physical memory. */
+  public static long defaultMemoryCapacityBytes() {
+    java.lang.management.OperatingSystemMXBean os = ManagementFactory.getOperatingSystemMXBean();
+    if (os instanceof com.sun.management.OperatingSystemMXBean sun) {
+      return sun.getTotalMemorySize() / 10 * 8;
+    }
+    return 8L << 30;
+  }
+}

@@ -1,0 +1,118 @@
+package dev.ferry.agent.cli;
+
+import dev.ferry.agent.Agent;
+import dev.ferry.agent.AgentConfig;
+import dev.ferry.agent.clock.Clock;
+import dev.ferry.agent.config.Addresses;
+import dev.ferry.agent.config.InvalidConfigException;
+import dev.ferry.agent.config.Sizes;
+import dev.ferry.agent.transport.NettyTransport;
+import java.nio.file.Path;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** {@code ferry agent}: runs one host agent until SIGTERM or Ctrl-C. */
+@Command(name = "agent",
+    mixinStandardHelpOptions = true,
+    description = {
+        "Run the host agent: it runs built-in guests and sends them to, or receives them from,",
+        "other agents over its listen address. Runs until SIGTERM or Ctrl-C, then stops cleanly:",
+        "outgoing migrations are cancelled (their guests keep running here until the agent exits).",
+        "",
+        "Every option can also come from --config FILE as 'name = value' lines using the option",
+        "names without dashes (host-id = h1); the command line wins."},
+    exitCodeListHeading = "%nExit codes:%n",
+    exitCodeList = {"0:Stopped cleanly.", "2:Invalid option or config file.", "1:Could not start (port in use...)."})
+public final class AgentCommand implements Callable<Integer> {
+  @Spec
+  CommandSpec spec;
+
+  @Option(names = "--config", paramLabel = "FILE", description = "Read settings from FILE.")
+  Path config;
+
+  @Option(names = "--host-id", paramLabel = "ID", description = "This host's name in the cluster (required), e.g. h1.")
+  String hostId;
+
+  @Option(names = "--listen", paramLabel = "HOST:PORT",
+      description = "Address for agents and tools (default: ${DEFAULT-VALUE}).", defaultValue = "127.0.0.1:7700")
+  String listen;
+
+  @Option(names = "--datastore", paramLabel = "DIR", description = "Shared datastore directory (required; created if missing).")
+  String datastore;
+
+  @Option(names = "--transport", paramLabel = "KIND",
+      description = "auto, io_uring, epoll or nio (default: ${DEFAULT-VALUE}: the best available).", defaultValue = "auto")
+  String transport;
+
+  @Option(names = "--memory-capacity", paramLabel = "SIZE",
+      description = "Guest memory this host accepts in total (default: 80% of physical memory).")
+  String memoryCapacity;
+
+  @Option(names = "--migrations-out-max", paramLabel = "N",
+      description = "Concurrent outgoing migrations (default: ${DEFAULT-VALUE}).", defaultValue = "2")
+  String migrationsOutMax;
+
+  @Option(names = "--migrations-in-max", paramLabel = "N",
+      description = "Concurrent incoming migrations (default: ${DEFAULT-VALUE}).", defaultValue = "2")
+  String migrationsInMax;
+
+  @Override
+  public Integer call() throws Exception {
+    AgentConfig agentConfig;
+    try {
+      if (config != null) {
+        ConfigFile.apply(config, spec, spec.commandLine().getParseResult(), Set.of("config", "help", "version"));
+      }
+      agentConfig = toConfig();
+    } catch (InvalidConfigException e) {
+      spec.commandLine().getErr().println("ferry agent: " + e.getMessage());
+      return ExitCodes.USAGE;
+    }
+    Agent agent = new Agent(agentConfig, Clock.SYSTEM);
+    try {
+      agent.start();
+    } catch (RuntimeException e) {
+      spec.commandLine().getErr().println("ferry agent: " + e.getMessage());
+      agent.close();
+      return ExitCodes.FAILED;
+    }
+    CountDownLatch stopped = new CountDownLatch(1);
+    Thread hook = new Thread(() -> {
+      agent.close();
+      stopped.countDown();
+    }, "agent-shutdown");
+    Runtime.getRuntime().addShutdownHook(hook);
+    spec.commandLine().getOut().printf("ferry agent %s ready on %s (transport %s)%n", agentConfig.hostId(),
+        Addresses.format(agent.address()), agent.transportName());
+    spec.commandLine().getOut().flush();
+    stopped.await();
+    return ExitCodes.OK;
+  }
+
+  private AgentConfig toConfig() {
+    if (hostId == null) {
+      throw new InvalidConfigException("host-id", "required (--host-id or host-id in the config file)");
+    }
+    if (datastore == null) {
+      throw new InvalidConfigException("datastore", "required (--datastore or datastore in the config file)");
+    }
+    long capacity = memoryCapacity == null ? AgentConfig.defaultMemoryCapacityBytes()
+        : Sizes.parseBytes("memory-capacity", memoryCapacity);
+    return new AgentConfig(hostId, Addresses.parse("listen", listen), Path.of(datastore),
+        NettyTransport.Kind.parse(transport), capacity, parseInt("migrations-out-max", migrationsOutMax),
+        parseInt("migrations-in-max", migrationsInMax));
+  }
+
+  static int parseInt(String field, String text) {
+    try {
+      return Integer.parseInt(text.trim());
+    } catch (NumberFormatException e) {
+      throw new InvalidConfigException(field, "'" + text + "' is not a whole number");
+    }
+  }
+}

@@ -1,0 +1,130 @@
+package dev.ferry.agent.cli;
+
+import dev.ferry.agent.config.Addresses;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.lang.management.ManagementFactory;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * An agent in its own JVM, started with this JVM's class path and module flags (the benchmark
+ * and the integration tests use it). It listens on a free loopback port; {@link #address()} is
+ * read from its ready line. {@link #close()} sends SIGTERM and waits for a clean exit.
+ */
+public final class AgentProcess implements AutoCloseable {
+  private static final Pattern READY = Pattern.compile("ready on (\\S+)");
+  private static final long START_TIMEOUT_SECONDS = 60;
+
+  private final String hostId;
+  private final Process process;
+  private final InetSocketAddress address;
+
+  private AgentProcess(String hostId, Process process, InetSocketAddress address) {
+    this.hostId = hostId;
+    this.process = process;
+    this.address = address;
+  }
+
+  /** Starts agent {@code hostId} with its log in {@code logFile}; {@code extraArgs} go to {@code ferry agent}. */
+  public static AgentProcess start(String hostId, Path datastore, Path logFile, List<String> extraArgs)
+      throws IOException {
+    List<String> command = new ArrayList<>();
+    command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    command.add("-Xmx512m");
+    for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+      if (arg.startsWith("--add-") || arg.startsWith("-Dchronicle") || arg.startsWith("-Dio.netty")) {
+        command.add(arg);
+      }
+    }
+    command.add("-Dchronicle.analytics.disable=true");
+    String extra = System.getenv("FERRY_AGENT_JAVA_OPTS");
+    if (extra != null && !extra.isBlank()) {
+      command.addAll(List.of(extra.trim().split("\\s+")));
+    }
+    command.add("-cp");
+    command.add(System.getProperty("java.class.path"));
+    command.add(AgentMain.class.getName());
+    command.addAll(List.of("--host-id", hostId, "--listen", "127.0.0.1:0", "--datastore", datastore.toString()));
+    command.addAll(extraArgs);
+    Process process = new ProcessBuilder(command).redirectError(logFile.toFile()).start();
+    CompletableFuture<InetSocketAddress> ready = new CompletableFuture<>();
+    Thread reader = new Thread(() -> readStdout(process, ready), "agent-" + hostId + "-stdout");
+    reader.setDaemon(true);
+    reader.start();
+    try {
+      InetSocketAddress address = ready.get(START_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+      return new AgentProcess(hostId, process, address);
+    } catch (TimeoutException | java.util.concurrent.ExecutionException e) {
+      process.destroyForcibly();
+      throw new IOException("agent " + hostId + " did not start (see " + logFile + ")", e);
+    } catch (InterruptedException e) {
+      process.destroyForcibly();
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted while starting agent " + hostId, e);
+    }
+  }
+
+  private static void readStdout(Process process, CompletableFuture<InetSocketAddress> ready) {
+    try (BufferedReader in = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
+      String line;
+      while ((line = in.readLine()) != null) {
+        Matcher m = READY.matcher(line);
+        if (m.find() && !ready.isDone()) {
+          ready.complete(Addresses.parse("ready line", m.group(1)));
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      ready.completeExceptionally(e);
+    }
+    ready.completeExceptionally(new IOException("agent exited before it was ready"));
+  }
+
+  public String hostId() {
+    return hostId;
+  }
+
+  public InetSocketAddress address() {
+    return address;
+  }
+
+  public long pid() {
+    return process.pid();
+  }
+
+  public boolean isAlive() {
+    return process.isAlive();
+  }
+
+  /** SIGKILL, as a crash would. */
+  public void kill() {
+    process.destroyForcibly();
+  }
+
+  /** SIGTERM, then waits for the exit code (killing after 30 s). */
+  @Override
+  public void close() {
+    process.destroy();
+    try {
+      if (!process.waitFor(30, TimeUnit.SECONDS)) {
+        process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      process.destroyForcibly();
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  public int exitCode() {
+    return process.exitValue();
+  }
+}

@@ -1,0 +1,258 @@
+package dev.ferry.agent.transport;
+
+import dev.ferry.agent.clock.Clock;
+import dev.ferry.agent.precopy.ControlSink;
+import dev.ferry.agent.precopy.TargetMigration;
+import dev.ferry.agent.wire.ProtocolException;
+import dev.ferry.proto.AgentReply;
+import dev.ferry.proto.Control;
+import dev.ferry.proto.Error;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.RecvByteBufAllocator;
+import io.netty.channel.AdaptiveRecvByteBufAllocator;
+import io.netty.handler.timeout.IdleStateEvent;
+import io.netty.handler.timeout.IdleStateHandler;
+import io.netty.handler.timeout.ReadTimeoutHandler;
+import io.netty.util.ReferenceCountUtil;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The agent's listening socket. A connection's first control message decides what it is: a
+ * {@code Hello} starts an incoming migration (its pages go straight into guest memory on the event
+ * loop), an {@code AgentRequest} is an admin call. A connection that says nothing within
+ * {@link #FIRST_MESSAGE_TIMEOUT_SECONDS} is closed; a migration whose source goes silent for
+ * {@link #SOURCE_IDLE_SECONDS} is aborted.
+ */
+public final class AgentServer implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(AgentServer.class);
+  static final int FIRST_MESSAGE_TIMEOUT_SECONDS = 10;
+  static final int SOURCE_IDLE_SECONDS = 60;
+  private static final RecvByteBufAllocator RECEIVE_BUFFERS = new AdaptiveRecvByteBufAllocator(4096, 256 * 1024, 1 << 20);
+
+  private final NettyTransport transport;
+  private final TargetMigration.Host host;
+  private final AdminService admin;
+  private final Clock clock;
+  private Channel serverChannel;
+
+  public AgentServer(NettyTransport transport, TargetMigration.Host host, AdminService admin, Clock clock) {
+    this.transport = transport;
+    this.host = host;
+    this.admin = admin;
+    this.clock = clock;
+  }
+
+  /** Binds {@code listen}; returns the bound address (port 0 picks a free one). */
+  public InetSocketAddress bind(InetSocketAddress listen) {
+    ServerBootstrap bootstrap = new ServerBootstrap()
+        .group(transport.group())
+        .channel(transport.serverChannel())
+        .option(ChannelOption.SO_REUSEADDR, true)
+        .childOption(ChannelOption.TCP_NODELAY, true)
+        .childOption(ChannelOption.SO_KEEPALIVE, true)
+        .childOption(ChannelOption.RCVBUF_ALLOCATOR, RECEIVE_BUFFERS)
+        .childHandler(new ChannelInitializer<Channel>() {
+          @Override
+          protected void initChannel(Channel ch) {
+            ch.pipeline().addLast("first-message-timeout", new ReadTimeoutHandler(FIRST_MESSAGE_TIMEOUT_SECONDS));
+            Frames.install(ch.pipeline());
+            ch.pipeline().addLast("router", new Router());
+          }
+        });
+    try {
+      serverChannel = bootstrap.bind(listen).sync().channel();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while binding " + listen, e);
+    } catch (RuntimeException e) {
+      throw new IllegalStateException("cannot listen on " + listen.getHostString() + ":" + listen.getPort()
+          + ": " + e.getMessage(), e);
+    }
+    return (InetSocketAddress) serverChannel.localAddress();
+  }
+
+  @Override
+  public void close() {
+    if (serverChannel != null) {
+      serverChannel.close().syncUninterruptibly();
+    }
+  }
+
+  /** Closes {@code channel} once {@code lastWrite} (if any) has reached the socket. */
+  private static void closeAfter(Channel channel, ChannelFuture lastWrite) {
+    if (lastWrite == null) {
+      channel.close();
+    } else {
+      lastWrite.addListener(ChannelFutureListener.CLOSE);
+    }
+  }
+
+  /** Looks at the first message and installs the handler for what the connection is. */
+  private final class Router extends ChannelInboundHandlerAdapter {
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      if (!(msg instanceof Control control)) {
+        ReferenceCountUtil.release(msg);
+        refuse(ctx, "the first frame must be a control message");
+        return;
+      }
+      ctx.pipeline().remove("first-message-timeout");
+      switch (control.getBodyCase()) {
+        case HELLO -> {
+          ctx.pipeline().addBefore(Frames.FRAME_DECODER, "source-idle",
+              new IdleStateHandler(SOURCE_IDLE_SECONDS, 0, 0, TimeUnit.SECONDS));
+          ctx.pipeline().replace(this, "target", new TargetHandler());
+        }
+        case REQUEST -> ctx.pipeline().replace(this, "admin", new AdminHandler());
+        default -> {
+          refuse(ctx, "the first message must be Hello or an agent request, not " + control.getBodyCase());
+          return;
+        }
+      }
+      ctx.fireChannelRead(control);
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+      LOG.debug("connection from {} closed before it said anything useful: {}", ctx.channel().remoteAddress(),
+          Failures.describe(cause));
+      ctx.close();
+    }
+
+    private void refuse(ChannelHandlerContext ctx, String reason) {
+      LOG.warn("refusing connection from {}: {}", ctx.channel().remoteAddress(), reason);
+      ctx.writeAndFlush(Control.newBuilder().setReply(AgentReply.newBuilder()
+          .setError(Error.newBuilder().setMessage(reason))).build()).addListener(ChannelFutureListener.CLOSE);
+    }
+  }
+
+  /** Feeds one incoming migration, on the connection's event loop. */
+  private final class TargetHandler extends ChannelInboundHandlerAdapter implements ControlSink {
+    private ChannelHandlerContext ctx;
+    private TargetMigration migration;
+
+    @Override
+    public void handlerAdded(ChannelHandlerContext context) {
+      this.ctx = context;
+      this.migration = new TargetMigration(host, this, clock);
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext context, Object msg) {
+      try {
+        if (msg instanceof Control control) {
+          migration.onControl(control);
+        } else if (msg instanceof PageFrame frame) {
+          migration.onPages(contiguous(frame.content()));
+        }
+      } finally {
+        ReferenceCountUtil.release(msg);
+      }
+    }
+
+    private ByteBuffer contiguous(ByteBuf body) {
+      if (body.nioBufferCount() == 1) {
+        return body.nioBuffer();
+      }
+      ByteBuffer copy = ByteBuffer.allocateDirect(body.readableBytes());
+      body.getBytes(body.readerIndex(), copy);
+      return copy.flip();
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext context) {
+      migration.onLinkLost("connection closed by the source");
+    }
+
+    @Override
+    public void userEventTriggered(ChannelHandlerContext context, Object event) {
+      if (event instanceof IdleStateEvent) {
+        migration.onLinkLost("the source sent nothing for " + SOURCE_IDLE_SECONDS + " s");
+        context.close();
+      }
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext context, Throwable cause) {
+      if (cause instanceof IOException) {
+        migration.onLinkLost(Failures.describe(cause));
+        context.close();
+      } else {
+        migration.onProtocolError(Failures.describe(cause));
+      }
+    }
+
+    private ChannelFuture lastWrite;
+
+    @Override
+    public void send(Control message) {
+      lastWrite = ctx.writeAndFlush(message);
+    }
+
+    @Override
+    public void schedule(Runnable task, long delayNanos) {
+      ctx.executor().schedule(task, delayNanos, TimeUnit.NANOSECONDS);
+    }
+
+    @Override
+    public void close() {
+      closeAfter(ctx.channel(), lastWrite);
+    }
+  }
+
+  /** Serves admin requests: each reply is written as it comes; the connection ends with the last. */
+  private final class AdminHandler extends ChannelInboundHandlerAdapter {
+    private boolean handled;
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      try {
+        if (!(msg instanceof Control control) || control.getBodyCase() != Control.BodyCase.REQUEST || handled) {
+          throw new ProtocolException("an admin connection carries exactly one request");
+        }
+        handled = true;
+        Channel channel = ctx.channel();
+        admin.handle(control.getRequest(), new AdminService.ReplySink() {
+          private volatile ChannelFuture lastWrite;
+
+          @Override
+          public void send(AgentReply reply) {
+            lastWrite = channel.writeAndFlush(Control.newBuilder().setReply(reply).build());
+          }
+
+          @Override
+          public void end() {
+            closeAfter(channel, lastWrite);
+          }
+        });
+      } finally {
+        ReferenceCountUtil.release(msg);
+      }
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+      if (!(cause instanceof IOException)) {
+        LOG.warn("admin connection from {}: {}", ctx.channel().remoteAddress(), Failures.describe(cause));
+        ctx.writeAndFlush(Control.newBuilder().setReply(AgentReply.newBuilder()
+            .setError(Error.newBuilder().setMessage(Failures.describe(cause)))).build())
+            .addListener(ChannelFutureListener.CLOSE);
+      } else {
+        ctx.close();
+      }
+    }
+  }
+}
