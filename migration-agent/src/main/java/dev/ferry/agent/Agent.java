@@ -256,7 +256,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       ReplySink replies) {
     MigrationReport report;
     try {
-      NettyMigrationLink link = NettyMigrationLink.connect(transport, target, settings.bandwidthBytesPerSecond(),
+      NettyMigrationLink link = NettyMigrationLink.connect(transport, target, entry.guest.memory(),
+          settings.bandwidthBytesPerSecond(),
           CONNECT_TIMEOUT_MILLIS);
       SourceMigration migration = new SourceMigration(id, hostId(), entry.guest, link, settings, clock,
           progress -> replies.send(AgentReply.newBuilder().setProgress(progress).build()), MigrationFailpoints.NONE);

@@ -264,8 +264,10 @@ public final class Guest {
   public synchronized CompletableFuture<byte[]> startSnapshotDigest() {
     requireState(State.PAUSED, "start a snapshot digest");
     SnapshotDigest digest = new SnapshotDigest(memory);
+    if (!memory.installSnapshot(digest)) {
+      throw new IllegalStateException("a snapshot digest of " + name() + " is already running");
+    }
     memory.retain();
-    memory.installSnapshot(digest);
     Thread t = new Thread(() -> {
       try {
         digest.run();

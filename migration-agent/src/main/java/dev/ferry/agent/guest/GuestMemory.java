@@ -134,6 +134,42 @@ public final class GuestMemory {
     src.position(at + PAGE_BYTES);
   }
 
+  /** Copies {@code src} (direct, position to limit) into {@code page} at {@code offset}; advances nothing. */
+  public void writeBytes(int page, int offset, ByteBuffer src) {
+    int length = src.remaining();
+    if (offset < 0 || length < 0 || offset + length > PAGE_BYTES) {
+      throw new IndexOutOfBoundsException(length + " bytes at offset " + offset + " do not fit a page");
+    }
+    beforeWrite(page);
+    if (src.isDirect()) {
+      UNSAFE.copyMemory(directAddress(src) + src.position(), pageAddress(page) + offset, length);
+    } else {
+      UNSAFE.copyMemory(src.array(), Unsafe.ARRAY_BYTE_BASE_OFFSET + src.arrayOffset() + src.position(), null,
+          pageAddress(page) + offset, length);
+    }
+  }
+
+  /**
+   * A direct-buffer view of {@code length} bytes at byte {@code offset} (the transport sends raw
+   * pages from such views without copying). A view never crosses a 1 GiB boundary.
+   */
+  public ByteBuffer view(long offset, int length) {
+    if (offset < 0 || length < 0 || offset + length > sizeBytes) {
+      throw new IndexOutOfBoundsException(length + " bytes at " + offset + " outside guest memory of " + sizeBytes);
+    }
+    int chunk = (int) (offset >>> CHUNK_SHIFT);
+    int within = (int) (offset & ((1L << CHUNK_SHIFT) - 1));
+    if (within + (long) length > chunkViews[chunk].capacity()) {
+      throw new IndexOutOfBoundsException(length + " bytes at " + offset + " cross a 1 GiB view boundary");
+    }
+    return chunkViews[chunk].slice(within, length);
+  }
+
+  /** True if a view must not run across byte {@code offset}. */
+  public static boolean isViewBoundary(long offset) {
+    return (offset & ((1L << CHUNK_SHIFT) - 1)) == 0;
+  }
+
   public void zeroPage(int page) {
     beforeWrite(page);
     UNSAFE.setMemory(pageAddress(page), PAGE_BYTES, (byte) 0);
@@ -147,11 +183,16 @@ public final class GuestMemory {
     }
   }
 
-  void installSnapshot(SnapshotDigest digest) {
+  /** Installs the copy-on-write hook of {@code digest}; false if another digest is running. */
+  synchronized boolean installSnapshot(SnapshotDigest digest) {
+    if (snapshot != null) {
+      return false;
+    }
     this.snapshot = digest;
+    return true;
   }
 
-  void clearSnapshot(SnapshotDigest digest) {
+  synchronized void clearSnapshot(SnapshotDigest digest) {
     if (snapshot == digest) {
       snapshot = null;
     }

@@ -23,15 +23,24 @@ public final class PageBitmap {
   }
 
   public void set(int page) {
+    check(page);
     words[page >>> 6] |= 1L << page;
   }
 
   public void clear(int page) {
+    check(page);
     words[page >>> 6] &= ~(1L << page);
   }
 
   public boolean get(int page) {
+    check(page);
     return (words[page >>> 6] & (1L << page)) != 0;
+  }
+
+  private void check(int page) {
+    if (page < 0 || page >= pageCount) {
+      throw new IndexOutOfBoundsException("page " + page + " of " + pageCount);
+    }
   }
 
   public void setAll() {

@@ -1,5 +1,6 @@
 package dev.ferry.agent.precopy;
 
+import dev.ferry.agent.wire.PageBatchWriter;
 import dev.ferry.proto.Control;
 import java.nio.ByteBuffer;
 
@@ -9,11 +10,15 @@ import java.nio.ByteBuffer;
  */
 public interface SourceLink extends AutoCloseable {
 
-  /** One page batch being filled; {@link #buffer()} is direct and positioned at the batch start. */
+  /** The buffers of one page batch being built; both direct. */
   interface OutboundBatch {
-    ByteBuffer buffer();
+    /** Room for the batch header ({@code Wire.BATCH_HEADER_BYTES_MAX}). */
+    ByteBuffer header();
 
-    /** Gives the buffer back without sending it. */
+    /** Room for compressed payloads ({@code Wire.BATCH_PAYLOAD_BYTES_MAX}); allocated on first use. */
+    ByteBuffer payload();
+
+    /** Gives the buffers back without sending them. */
     void discard();
   }
 
@@ -26,14 +31,17 @@ public interface SourceLink extends AutoCloseable {
    */
   Control pollControl(long timeoutNanos) throws InterruptedException;
 
-  /** A buffer for one batch of at most {@code Wire.BATCH_BYTES_MAX} bytes. */
+  /** Buffers for one batch. */
   OutboundBatch newBatch();
 
   /** Waits until the link takes more (back-pressure), at most {@code timeoutNanos}; true if it does. */
   boolean awaitWritable(long timeoutNanos) throws InterruptedException;
 
-  /** Queues a finished batch (its buffer's position marks the end) carrying {@code guestBytes}. */
-  void sendBatch(OutboundBatch batch, long guestBytes);
+  /**
+   * Queues a finished batch carrying {@code guestBytes}: {@code layout} lists its header and
+   * segments (raw pages are referenced in guest memory, not copied); read it before returning.
+   */
+  void sendBatch(OutboundBatch batch, PageBatchWriter layout, long guestBytes);
 
   /** Guest bytes of the batches the link has handed to the network so far. */
   long guestBytesFlushed();

@@ -208,6 +208,7 @@ public final class SourceMigration {
       }
       switch (decision.action()) {
         case SWITCHOVER -> {
+          drain();
           return;
         }
         case ABORT -> throw new MigrationFailure(MigrationPhase.ABORTED, decision.reason());
@@ -222,6 +223,19 @@ public final class SourceMigration {
     }
   }
 
+  /**
+   * Waits until the target has applied every page sent so far, so that the pause covers only the
+   * last dirty pages and not megabytes still queued in socket buffers. The guest runs meanwhile;
+   * what it dirties now goes in the final round.
+   */
+  private void drain() throws InterruptedException {
+    link.sendControl(Control.newBuilder().setRoundEnd(RoundEnd.newBuilder().setRound(round).setWantAck(true)).build());
+    Control ack = awaitControl(Control.BodyCase.ROUND_ACK, "the target to apply the pages in flight");
+    if (ack.getRoundAck().getRound() != round) {
+      throw new ProtocolException("target acknowledged round " + ack.getRoundAck().getRound() + ", expected " + round);
+    }
+  }
+
   /** Sends every page in {@code toSend}; returns how many went out. */
   private int sendRound(int roundNumber, boolean skipZero) throws InterruptedException {
     int sent = 0;
@@ -231,7 +245,7 @@ public final class SourceMigration {
         if (batch == null) {
           checkpoint();
           batch = link.newBatch();
-          writer.begin(batch.buffer(), roundNumber);
+          writer.begin(batch.header(), batch::payload, roundNumber);
         }
         if (encode(page, skipZero)) {
           sent++;
@@ -282,7 +296,7 @@ public final class SourceMigration {
     long guestBytes = (long) writer.count() * GuestMemory.PAGE_BYTES;
     writer.finish();
     waitWritable();
-    link.sendBatch(batch, guestBytes);
+    link.sendBatch(batch, writer, guestBytes);
     guestBytesQueued += guestBytes;
     long now = clock.nanoTime();
     governor.tick(now, guestBytesQueued, blockedNanos);

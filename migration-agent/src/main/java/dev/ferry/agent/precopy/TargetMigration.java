@@ -4,7 +4,7 @@ import dev.ferry.agent.clock.Clock;
 import dev.ferry.agent.config.InvalidConfigException;
 import dev.ferry.agent.guest.Guest;
 import dev.ferry.agent.guest.GuestMemory;
-import dev.ferry.agent.wire.PageBatchReader;
+import dev.ferry.agent.wire.PageStreamReader;
 import dev.ferry.agent.wire.ProtocolException;
 import dev.ferry.agent.wire.Wire;
 import dev.ferry.proto.Abort;
@@ -16,6 +16,8 @@ import dev.ferry.proto.Hello;
 import dev.ferry.proto.HelloAck;
 import dev.ferry.proto.ReadyToResume;
 import dev.ferry.proto.Resumed;
+import dev.ferry.proto.RoundAck;
+import dev.ferry.proto.RoundEnd;
 import java.nio.ByteBuffer;
 import java.util.concurrent.CompletableFuture;
 import org.slf4j.Logger;
@@ -63,7 +65,7 @@ public final class TargetMigration {
   private State state = State.AWAIT_HELLO;
   private String migrationId = "?";
   private Guest guest;
-  private PageBatchReader reader;
+  private PageStreamReader reader;
   private boolean digest;
   private GuestState resumedFrom;
 
@@ -86,7 +88,7 @@ public final class TargetMigration {
     try {
       switch (message.getBodyCase()) {
         case HELLO -> onHello(message.getHello());
-        case ROUND_END -> requireState(State.RECEIVING, "RoundEnd");
+        case ROUND_END -> onRoundEnd(message.getRoundEnd());
         case DEVICE_STATE -> onDeviceState(message);
         case COMMIT -> onCommit();
         case ABORT -> fail("source aborted: " + message.getAbort().getReason(), false);
@@ -97,10 +99,27 @@ public final class TargetMigration {
     }
   }
 
-  public void onPages(ByteBuffer body) {
+  /** A page batch of {@code bodyBytes} begins; its bytes follow through {@link #onPageBytes}. */
+  public void onPagesStart(int bodyBytes) {
     try {
       requireState(State.RECEIVING, "page batch");
-      reader.apply(body);
+      reader.beginBatch(bodyBytes);
+    } catch (ProtocolException e) {
+      fail(e.getMessage(), true);
+    }
+  }
+
+  /** The next bytes of the current page batch, in any chunking. */
+  public void onPageBytes(ByteBuffer chunk) {
+    if (state != State.RECEIVING) {
+      if (state == State.FAILED) {
+        return; // the migration is over; the rest of the frame is dropped
+      }
+      fail("protocol error: page data not allowed while the target is " + state, true);
+      return;
+    }
+    try {
+      reader.consume(chunk);
     } catch (ProtocolException e) {
       fail(e.getMessage(), true);
     }
@@ -137,7 +156,7 @@ public final class TargetMigration {
       refuse(e.getMessage());
       return;
     }
-    reader = new PageBatchReader(guest.memory());
+    reader = new PageStreamReader(guest.memory());
     digest = hello.getDigest();
     state = State.RECEIVING;
     LOG.info("migration {}: receiving {} ({}) from {}", migrationId, hello.getGuest().getName(),
@@ -154,11 +173,28 @@ public final class TargetMigration {
     sink.close();
   }
 
+  private void onRoundEnd(RoundEnd end) {
+    requireState(State.RECEIVING, "RoundEnd");
+    if (reader.inBatch()) {
+      throw new ProtocolException("RoundEnd arrived in the middle of a page batch");
+    }
+    if (end.getWantAck()) {
+      sink.send(Control.newBuilder().setRoundAck(RoundAck.newBuilder().setRound(end.getRound())).build());
+    }
+  }
+
   private void onDeviceState(Control message) {
     requireState(State.RECEIVING, "DeviceState");
     long sent = message.getDeviceState().getPagesSentTotal();
+    if (reader.inBatch()) {
+      throw new ProtocolException("DeviceState arrived in the middle of a page batch");
+    }
     if (sent != reader.pagesApplied()) {
       throw new ProtocolException("source sent " + sent + " pages but " + reader.pagesApplied() + " arrived");
+    }
+    if (reader.suspectPages() > 0) {
+      throw new ProtocolException(reader.suspectPages() + " pages failed their checksum and were never resent"
+          + " intact (page " + reader.aSuspectPage() + " among them): data was corrupted in transit");
     }
     resumedFrom = message.getDeviceState().getState();
     guest.restoreState(resumedFrom);

@@ -153,23 +153,23 @@ public final class AgentServer implements AutoCloseable {
     @Override
     public void channelRead(ChannelHandlerContext context, Object msg) {
       try {
-        if (msg instanceof Control control) {
+        if (msg instanceof PageBytes bytes) {
+          ByteBuf chunk = bytes.content();
+          if (chunk.nioBufferCount() == 1) {
+            migration.onPageBytes(chunk.nioBuffer());
+          } else {
+            for (ByteBuffer piece : chunk.nioBuffers()) {
+              migration.onPageBytes(piece);
+            }
+          }
+        } else if (msg instanceof PageBatchStart start) {
+          migration.onPagesStart(start.bodyBytes());
+        } else if (msg instanceof Control control) {
           migration.onControl(control);
-        } else if (msg instanceof PageFrame frame) {
-          migration.onPages(contiguous(frame.content()));
         }
       } finally {
         ReferenceCountUtil.release(msg);
       }
-    }
-
-    private ByteBuffer contiguous(ByteBuf body) {
-      if (body.nioBufferCount() == 1) {
-        return body.nioBuffer();
-      }
-      ByteBuffer copy = ByteBuffer.allocateDirect(body.readableBytes());
-      body.getBytes(body.readerIndex(), copy);
-      return copy.flip();
     }
 
     @Override

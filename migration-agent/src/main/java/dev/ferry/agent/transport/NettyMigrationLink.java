@@ -5,7 +5,11 @@ import dev.ferry.agent.precopy.SourceLink;
 import dev.ferry.agent.wire.Wire;
 import dev.ferry.proto.Control;
 import io.netty.bootstrap.Bootstrap;
+import dev.ferry.agent.guest.GuestMemory;
+import dev.ferry.agent.wire.PageBatchWriter;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.CompositeByteBuf;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandlerContext;
@@ -34,8 +38,10 @@ public final class NettyMigrationLink implements SourceLink {
   static final int WRITE_BUFFER_HIGH_BYTES = 4 << 20;
   private static final long SHAPER_CHECK_INTERVAL_MS = 50;
   private static final int INCOMING_CONTROL_MAX = 64;
+  private static final long CLOSE_WAIT_MILLIS = 10_000;
 
   private final Channel channel;
+  private final GuestMemory memory;
   private final LinkedBlockingQueue<Control> incoming = new LinkedBlockingQueue<>(INCOMING_CONTROL_MAX);
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition writable = lock.newCondition();
@@ -43,12 +49,16 @@ public final class NettyMigrationLink implements SourceLink {
   private final AtomicLong wireBytesFlushed = new AtomicLong();
   private volatile String failure;
 
-  private NettyMigrationLink(Channel channel) {
+  private NettyMigrationLink(Channel channel, GuestMemory memory) {
     this.channel = channel;
+    this.memory = memory;
   }
 
-  /** Connects to {@code target}; throws {@link LinkException} naming the address if it cannot. */
-  public static NettyMigrationLink connect(NettyTransport transport, InetSocketAddress target,
+  /**
+   * Connects to {@code target} to send pages of {@code memory}; throws {@link LinkException} naming
+   * the address if it cannot.
+   */
+  public static NettyMigrationLink connect(NettyTransport transport, InetSocketAddress target, GuestMemory memory,
       long bandwidthBytesPerSecond, long connectTimeoutMillis) {
     Holder holder = new Holder();
     Bootstrap bootstrap = new Bootstrap()
@@ -76,7 +86,7 @@ public final class NettyMigrationLink implements SourceLink {
       throw new LinkException("cannot connect to target agent at " + target.getHostString() + ":" + target.getPort()
           + ": " + (cause == null ? "cancelled" : cause.getMessage()), cause);
     }
-    NettyMigrationLink link = new NettyMigrationLink(connected.channel());
+    NettyMigrationLink link = new NettyMigrationLink(connected.channel(), memory);
     holder.link = link;
     return link;
   }
@@ -110,29 +120,45 @@ public final class NettyMigrationLink implements SourceLink {
   @Override
   public OutboundBatch newBatch() {
     checkOpen();
-    ByteBuf buf = channel.alloc().directBuffer(1 + Wire.BATCH_BYTES_MAX);
-    buf.writeByte(Wire.KIND_PAGES);
-    ByteBuffer view = buf.nioBuffer(1, Wire.BATCH_BYTES_MAX);
-    return new NettyBatch(buf, view);
+    ByteBuf header = channel.alloc().directBuffer(1 + Wire.BATCH_HEADER_BYTES_MAX);
+    header.writeByte(Wire.KIND_PAGES);
+    return new NettyBatch(channel, header);
   }
 
+  /** A batch's header buffer (kind byte first) and, once compression needs it, its payload buffer. */
   private static final class NettyBatch implements OutboundBatch {
-    final ByteBuf buf;
-    final ByteBuffer view;
+    final Channel channel;
+    final ByteBuf header;
+    final ByteBuffer headerView;
+    ByteBuf payload;
+    ByteBuffer payloadView;
 
-    NettyBatch(ByteBuf buf, ByteBuffer view) {
-      this.buf = buf;
-      this.view = view;
+    NettyBatch(Channel channel, ByteBuf header) {
+      this.channel = channel;
+      this.header = header;
+      this.headerView = header.nioBuffer(1, Wire.BATCH_HEADER_BYTES_MAX);
     }
 
     @Override
-    public ByteBuffer buffer() {
-      return view;
+    public ByteBuffer header() {
+      return headerView;
+    }
+
+    @Override
+    public ByteBuffer payload() {
+      if (payload == null) {
+        payload = channel.alloc().directBuffer(Wire.BATCH_PAYLOAD_BYTES_MAX);
+        payloadView = payload.nioBuffer(0, Wire.BATCH_PAYLOAD_BYTES_MAX);
+      }
+      return payloadView;
     }
 
     @Override
     public void discard() {
-      buf.release();
+      header.release();
+      if (payload != null) {
+        payload.release();
+      }
     }
   }
 
@@ -160,15 +186,32 @@ public final class NettyMigrationLink implements SourceLink {
   }
 
   @Override
-  public void sendBatch(OutboundBatch batch, long guestBytes) {
+  public void sendBatch(OutboundBatch batch, PageBatchWriter layout, long guestBytes) {
     NettyBatch b = (NettyBatch) batch;
     if (failure != null) {
-      b.buf.release();
+      b.discard();
       throw new LinkException(failure);
     }
-    int bodyBytes = b.view.position();
-    b.buf.writerIndex(1 + bodyBytes);
-    channel.writeAndFlush(b.buf).addListener(f -> {
+    int bodyBytes = layout.bodyBytes();
+    CompositeByteBuf frame = channel.alloc().compositeDirectBuffer(layout.segmentCount() + 1);
+    b.header.writerIndex(1 + b.headerView.limit());
+    frame.addComponent(true, b.header);
+    for (int i = 0; i < layout.segmentCount(); i++) {
+      if (layout.segmentInGuest(i)) {
+        // Zero copy: the socket reads the pages from guest memory.
+        frame.addComponent(true, Unpooled.wrappedBuffer(memory.view(layout.segmentStart(i), layout.segmentLength(i))));
+      } else {
+        frame.addComponent(true, b.payload.retainedSlice((int) layout.segmentStart(i), layout.segmentLength(i)));
+      }
+    }
+    if (b.payload != null) {
+      b.payload.release();
+    }
+    if (frame.readableBytes() != 1 + bodyBytes) {
+      frame.release();
+      throw new IllegalStateException("page batch frame of " + frame.readableBytes() + " bytes, expected " + (1 + bodyBytes));
+    }
+    channel.writeAndFlush(frame).addListener(f -> {
       if (f.isSuccess()) {
         guestBytesFlushed.addAndGet(guestBytes);
         wireBytesFlushed.addAndGet(bodyBytes + 5L);
@@ -188,12 +231,16 @@ public final class NettyMigrationLink implements SourceLink {
     return wireBytesFlushed.get();
   }
 
+  /**
+   * Closes the connection and waits until the event loop has let go of every queued batch, so
+   * that guest memory the batches point into may be freed afterwards.
+   */
   @Override
   public void close() {
     if (failure == null) {
       failure = "link closed";
     }
-    channel.close();
+    channel.close().awaitUninterruptibly(CLOSE_WAIT_MILLIS);
     signalWritability();
   }
 

@@ -2,21 +2,34 @@ package dev.ferry.agent.wire;
 
 import dev.ferry.agent.guest.GuestMemory;
 import java.nio.ByteBuffer;
+import java.util.function.Supplier;
 import java.util.zip.CRC32C;
 
 /**
- * Encodes guest pages into a page batch (see {@link Wire}), reading straight from guest memory.
- * The page is first copied into the batch (or a scratch page when compressing) and the checksum
- * is taken over that copy, so a vCPU writing the page meanwhile cannot make the checksum lie: the
- * write only re-marks the page dirty for the next round. One writer per engine thread.
+ * Encodes guest pages into a page batch (see {@link Wire}) without copying raw pages: the batch is
+ * a header plus a list of segments, each either a range of guest memory (consecutive raw pages
+ * merge into one) or a range of the batch's payload buffer (compressed pages). The transport hands
+ * guest ranges to the socket directly.
+ *
+ * <p>The checksum of a raw page is taken from guest memory when it is encoded; the socket copies
+ * the page later. A vCPU that writes the page in between makes the copy on the wire differ from
+ * its checksum; the receiver then marks the page suspect, and since that write also marked the
+ * page dirty, a later round sends it again. With the guest paused (the last round) nothing can
+ * change, so a page still suspect at the end is real corruption and fails the migration.
  */
 public final class PageBatchWriter {
   private final GuestMemory memory;
   private final CRC32C crc = new CRC32C();
   private final ByteBuffer scratch = ByteBuffer.allocateDirect(GuestMemory.PAGE_BYTES);
-  private ByteBuffer out;
-  private int countPosition;
+  private final long[] segmentStart = new long[Wire.BATCH_PAGES_MAX];
+  private final int[] segmentLength = new int[Wire.BATCH_PAGES_MAX];
+  private final boolean[] segmentInGuest = new boolean[Wire.BATCH_PAGES_MAX];
+  private ByteBuffer header;
+  private Supplier<ByteBuffer> payloadSupplier;
+  private ByteBuffer payload;
   private int count;
+  private int segments;
+  private int payloadBytes;
   private int lastEncodedBytes;
 
   /** What {@link #add} did with a page. */
@@ -26,16 +39,23 @@ public final class PageBatchWriter {
     this.memory = memory;
   }
 
-  /** Starts a batch of round {@code round} at {@code out}'s position; {@code out} is direct. */
-  public void begin(ByteBuffer out, int round) {
-    if (out.remaining() < Wire.BATCH_BYTES_MAX) {
-      throw new IllegalArgumentException("batch buffer has " + out.remaining() + " bytes, needs " + Wire.BATCH_BYTES_MAX);
+  /**
+   * Starts a batch of round {@code round}. {@code header} (at least {@link Wire#BATCH_HEADER_BYTES_MAX})
+   * receives the header from position 0; {@code payload} is asked for only if a page is compressed.
+   */
+  public void begin(ByteBuffer header, Supplier<ByteBuffer> payload, int round) {
+    if (header.capacity() < Wire.BATCH_HEADER_BYTES_MAX) {
+      throw new IllegalArgumentException("header buffer of " + header.capacity() + " bytes, needs " + Wire.BATCH_HEADER_BYTES_MAX);
     }
-    this.out = out;
-    out.putInt(round);
-    countPosition = out.position();
-    out.putShort((short) 0);
+    this.header = header;
+    this.payloadSupplier = payload;
+    this.payload = null;
+    header.clear();
+    header.putInt(round);
+    header.putShort((short) 0);
     count = 0;
+    segments = 0;
+    payloadBytes = 0;
   }
 
   public boolean isFull() {
@@ -59,19 +79,14 @@ public final class PageBatchWriter {
       if (skipZero) {
         return Outcome.SKIPPED_ZERO;
       }
-      putHeader(page, Wire.ENCODING_ZERO, PageChecksums.zeroPage(crc, page));
+      putEntry(page, Wire.ENCODING_ZERO, PageChecksums.zeroPage(crc, page), 0);
       return Outcome.ZERO;
     }
-    return compress ? addCompressed(page) : addRaw(page);
-  }
-
-  private Outcome addRaw(int page) {
-    int header = out.position();
-    out.position(header + Wire.ENTRY_HEADER_BYTES);
-    int payload = out.position();
-    memory.readPage(page, out);
-    int checksum = PageChecksums.crc(crc, out, payload, page);
-    writeHeader(header, page, Wire.ENCODING_RAW, checksum);
+    if (compress) {
+      return addCompressed(page);
+    }
+    putEntry(page, Wire.ENCODING_RAW, PageChecksums.crc(crc, memory.pageView(page), 0, page), GuestMemory.PAGE_BYTES);
+    addGuestPage(page);
     return Outcome.RAW;
   }
 
@@ -79,46 +94,112 @@ public final class PageBatchWriter {
     scratch.clear();
     memory.readPage(page, scratch);
     int checksum = PageChecksums.crc(crc, scratch, 0, page);
-    int header = out.position();
-    int payload = header + Wire.ENTRY_HEADER_BYTES + Wire.LZ4_LENGTH_BYTES;
-    int compressed = Lz4.COMPRESSOR.compress(scratch, 0, GuestMemory.PAGE_BYTES, out, payload, Wire.LZ4_BOUND_BYTES);
+    if (payload == null) {
+      payload = payloadSupplier.get();
+      if (payload.capacity() < Wire.BATCH_PAYLOAD_BYTES_MAX) {
+        throw new IllegalArgumentException("payload buffer of " + payload.capacity() + " bytes, needs "
+            + Wire.BATCH_PAYLOAD_BYTES_MAX);
+      }
+    }
+    int compressed = Lz4.COMPRESSOR.compress(scratch, 0, GuestMemory.PAGE_BYTES, payload, payloadBytes,
+        Wire.LZ4_BOUND_BYTES);
+    lastEncodedBytes = compressed;
     if (compressed > Wire.LZ4_WORTH_BYTES_MAX) {
-      out.position(header + Wire.ENTRY_HEADER_BYTES);
-      scratch.clear();
-      out.put(scratch);
-      writeHeader(header, page, Wire.ENCODING_RAW, checksum);
+      putEntry(page, Wire.ENCODING_RAW, checksum, GuestMemory.PAGE_BYTES);
+      addGuestPage(page);
       return Outcome.RAW_INCOMPRESSIBLE;
     }
-    lastEncodedBytes = compressed;
-    out.putShort(header + Wire.ENTRY_HEADER_BYTES, (short) compressed);
-    out.position(payload + compressed);
-    writeHeader(header, page, Wire.ENCODING_LZ4, checksum);
+    putEntry(page, Wire.ENCODING_LZ4, checksum, compressed);
+    addSegment(false, payloadBytes, compressed);
+    payloadBytes += compressed;
     return Outcome.LZ4;
   }
 
-  private void putHeader(int page, byte encoding, int checksum) {
-    int header = out.position();
-    out.position(header + Wire.ENTRY_HEADER_BYTES);
-    writeHeader(header, page, encoding, checksum);
-  }
-
-  private void writeHeader(int at, int page, byte encoding, int checksum) {
-    out.putInt(at, page);
-    out.put(at + 4, encoding);
-    out.putInt(at + 5, checksum);
+  private void putEntry(int page, byte encoding, int checksum, int length) {
+    header.putInt(page);
+    header.put(encoding);
+    header.putInt(checksum);
+    header.putShort((short) length);
     count++;
   }
 
-  /** Payload bytes of the last page compressed with LZ4. */
+  /** A raw page: guest bytes at the page's offset; consecutive pages merge unless a view boundary lies between. */
+  private void addGuestPage(int page) {
+    long offset = (long) page << GuestMemory.PAGE_SHIFT;
+    int last = segments - 1;
+    if (last >= 0 && segmentInGuest[last] && segmentStart[last] + segmentLength[last] == offset
+        && !GuestMemory.isViewBoundary(offset)) {
+      segmentLength[last] += GuestMemory.PAGE_BYTES;
+      return;
+    }
+    addSegment(true, offset, GuestMemory.PAGE_BYTES);
+  }
+
+  private void addSegment(boolean inGuest, long start, int length) {
+    int last = segments - 1;
+    if (last >= 0 && !inGuest && !segmentInGuest[last] && segmentStart[last] + segmentLength[last] == start) {
+      segmentLength[last] += length;
+      return;
+    }
+    segmentInGuest[segments] = inGuest;
+    segmentStart[segments] = start;
+    segmentLength[segments] = length;
+    segments++;
+  }
+
+  /** Payload bytes of the last page given to LZ4. */
   public int lastEncodedBytes() {
     return lastEncodedBytes;
   }
 
-  /** Ends the batch; returns its length in bytes. */
-  public int finish() {
-    out.putShort(countPosition, (short) count);
-    int length = out.position() - (countPosition - 4);
-    out = null;
-    return length;
+  /** Ends the batch: writes the count and the header checksum; the header buffer is then flipped. */
+  public void finish() {
+    header.putShort(4, (short) count);
+    int headerEnd = header.position();
+    crc.reset();
+    crc.update(header.slice(0, headerEnd));
+    header.putInt((int) crc.getValue());
+    header.flip();
+    if (payload != null) {
+      payload.position(0).limit(payloadBytes);
+    }
+  }
+
+  /** Body bytes of the finished batch: header plus payloads. */
+  public int bodyBytes() {
+    int total = header.limit();
+    for (int i = 0; i < segments; i++) {
+      total += segmentLength[i];
+    }
+    return total;
+  }
+
+  public int segmentCount() {
+    return segments;
+  }
+
+  /** True if segment {@code i} is guest memory (its start a byte offset in it), else the payload buffer. */
+  public boolean segmentInGuest(int i) {
+    return segmentInGuest[i];
+  }
+
+  public long segmentStart(int i) {
+    return segmentStart[i];
+  }
+
+  public int segmentLength(int i) {
+    return segmentLength[i];
+  }
+
+  /** Copies the finished batch body into {@code out} (tests and the in-memory link). */
+  public void copyBodyTo(ByteBuffer out) {
+    out.put(header.duplicate());
+    for (int i = 0; i < segments; i++) {
+      if (segmentInGuest[i]) {
+        out.put(memory.view(segmentStart[i], segmentLength[i]));
+      } else {
+        out.put(payload.slice((int) segmentStart[i], segmentLength[i]));
+      }
+    }
   }
 }

@@ -17,11 +17,16 @@ final class PageChecksums {
   static int crc(CRC32C crc, ByteBuffer buffer, int at, int page) {
     crc.reset();
     crc.update(buffer.slice(at, GuestMemory.PAGE_BYTES));
+    appendPageNumber(crc, page);
+    return (int) crc.getValue();
+  }
+
+  /** Ends a checksum whose 4096 content bytes {@code crc} has already seen. */
+  static void appendPageNumber(CRC32C crc, int page) {
     crc.update(page >>> 24);
     crc.update(page >>> 16);
     crc.update(page >>> 8);
     crc.update(page);
-    return (int) crc.getValue();
   }
 
   /** The checksum of page {@code page} when it is all zeros. */

@@ -1,6 +1,7 @@
 package dev.ferry.agent.precopy;
 
 import dev.ferry.agent.clock.Clock;
+import dev.ferry.agent.wire.PageBatchWriter;
 import dev.ferry.agent.wire.Wire;
 import dev.ferry.proto.Control;
 import java.nio.ByteBuffer;
@@ -22,7 +23,10 @@ final class InMemoryLink implements SourceLink {
   private final ArrayDeque<Control> toSource = new ArrayDeque<>();
   private final List<long[]> timerDeadlines = new ArrayList<>();
   private final List<Runnable> timerTasks = new ArrayList<>();
-  private final ByteBuffer batchBuffer = ByteBuffer.allocateDirect(Wire.BATCH_BYTES_MAX + 1);
+  private final ByteBuffer headerBuffer = ByteBuffer.allocateDirect(Wire.BATCH_HEADER_BYTES_MAX);
+  private final ByteBuffer payloadBuffer = ByteBuffer.allocateDirect(Wire.BATCH_PAYLOAD_BYTES_MAX);
+  private final ByteBuffer bodyBuffer = ByteBuffer.allocateDirect(Wire.BATCH_BODY_BYTES_MAX);
+  private int chunkBytes = Integer.MAX_VALUE;
   private TargetMigration target;
   private Consumer<ByteBuffer> corrupter = b -> { };
   private String brokenReason;
@@ -38,6 +42,11 @@ final class InMemoryLink implements SourceLink {
 
   void connect(TargetMigration target) {
     this.target = target;
+  }
+
+  /** Delivers batch bodies in pieces of at most {@code bytes} (the transport may split them anywhere). */
+  void chunkBatches(int bytes) {
+    this.chunkBytes = bytes;
   }
 
   /** Lets a test flip bytes of every batch before the target sees it. */
@@ -85,16 +94,22 @@ final class InMemoryLink implements SourceLink {
   @Override
   public OutboundBatch newBatch() {
     checkOpen();
-    batchBuffer.clear();
+    headerBuffer.clear();
+    payloadBuffer.clear();
     return new OutboundBatch() {
       @Override
-      public ByteBuffer buffer() {
-        return batchBuffer;
+      public ByteBuffer header() {
+        return headerBuffer;
+      }
+
+      @Override
+      public ByteBuffer payload() {
+        return payloadBuffer;
       }
 
       @Override
       public void discard() {
-        batchBuffer.clear();
+        headerBuffer.clear();
       }
     };
   }
@@ -106,14 +121,23 @@ final class InMemoryLink implements SourceLink {
   }
 
   @Override
-  public void sendBatch(OutboundBatch batch, long batchGuestBytes) {
+  public void sendBatch(OutboundBatch batch, PageBatchWriter layout, long batchGuestBytes) {
     checkOpen();
-    ByteBuffer body = batch.buffer().flip();
-    int bytes = body.remaining();
+    // Time passes before the bytes are read from guest memory, as with a real socket sending
+    // raw pages in place: the guest may rewrite a page after its checksum was taken.
+    int bytes = layout.bodyBytes();
     transferCost.accept(bytes);
+    bodyBuffer.clear();
+    layout.copyBodyTo(bodyBuffer);
+    ByteBuffer body = bodyBuffer.flip();
     corrupter.accept(body);
     if (!targetClosed) {
-      target.onPages(body);
+      target.onPagesStart(bytes);
+      while (body.hasRemaining() && !targetClosed) {
+        int n = Math.min(chunkBytes, body.remaining());
+        target.onPageBytes(body.slice(body.position(), n));
+        body.position(body.position() + n);
+      }
     }
     guestBytes += batchGuestBytes;
     wireBytes += bytes + 5;

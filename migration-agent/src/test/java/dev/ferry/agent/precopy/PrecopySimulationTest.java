@@ -116,6 +116,7 @@ class PrecopySimulationTest {
     final long cancelAtNanos;
     final long breakAtNanos;
     final int corruptBatch;
+    final int chunkBytes;
     final GuestSpec spec;
     Guest source;
     RecordingHost host;
@@ -169,6 +170,7 @@ class PrecopySimulationTest {
       breakAtNanos = random.nextInt(10) < 1 ? (long) (random.nextDouble() * 2 * expectedNanos) : -1;
       corruptBatch = random.nextInt(20) == 0 ? random.nextInt(Math.max(1, pages / 64)) : -1;
       clock.readCostNanos = random.nextInt(20_000);
+      chunkBytes = random.nextInt(3) == 0 ? 1 + random.nextInt(70_000) : -1;
     }
 
     private long logUniform(long min, long max) {
@@ -193,6 +195,9 @@ class PrecopySimulationTest {
           bytes -> clock.advance((long) (bytes * 1e9 / bandwidthBytesPerSecond) + 1));
       TargetMigration target = new TargetMigration(host, link.targetEnd, clock);
       link.connect(target);
+      if (chunkBytes > 0) {
+        link.chunkBatches(chunkBytes);
+      }
       if (corruptBatch >= 0) {
         link.corruptBatches(body -> {
           if (batches++ == corruptBatch) {
@@ -282,9 +287,10 @@ class PrecopySimulationTest {
 
     @Override
     public String toString() {
-      return String.format("bandwidth=%d MiB/s rates=%s memory=%d MiB policy={downtime=%d ms, %s} cancelAt=%d breakAt=%d corrupt=%d",
+      return String.format("bandwidth=%d MiB/s rates=%s memory=%d MiB policy={downtime=%d ms, %s} cancelAt=%d breakAt=%d corrupt=%d chunk=%d",
           bandwidthBytesPerSecond / MIB, java.util.Arrays.toString(java.util.Arrays.stream(segmentRates).map(r -> r / MIB).toArray()),
-          spec.getMemoryBytes() / MIB, settings.maxDowntimeMillis(), settings.compression(), cancelAtNanos, breakAtNanos, corruptBatch);
+          spec.getMemoryBytes() / MIB, settings.maxDowntimeMillis(), settings.compression(), cancelAtNanos, breakAtNanos, corruptBatch,
+          chunkBytes);
     }
   }
 }
