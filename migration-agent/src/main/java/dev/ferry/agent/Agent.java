@@ -71,6 +71,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   private AgentServer server;
   private InetSocketAddress boundAddress;
   private volatile boolean closing;
+  private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
   public Agent(AgentConfig config, Clock clock) {
     this.config = config;
@@ -308,7 +309,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   private GuestStatus statusOf(Entry entry) {
     GuestStatus.Builder status = GuestStatus.newBuilder().setSpec(entry.guest.spec()).setState(entry.state)
-        .setFirstStepNanosAfterResume(entry.guest.firstStepNanosAfterResume());
+        .setFirstStepNanosAfterResume(entry.guest.firstStepNanosAfterResume())
+        .setSteps(entry.guest.steps());
     if (entry.stateAtResume != null) {
       status.setVcpuStateAtResume(entry.stateAtResume);
     }
@@ -332,6 +334,9 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   /** Stops listening, cancels outgoing migrations (their guests resume here), then frees every guest. */
   @Override
   public void close() {
+    if (!closed.compareAndSet(false, true)) {
+      return;
+    }
     closing = true;
     LOG.info("agent {} shutting down", hostId());
     if (server != null) {

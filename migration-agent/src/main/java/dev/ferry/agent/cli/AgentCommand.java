@@ -81,16 +81,19 @@ public final class AgentCommand implements Callable<Integer> {
       agent.close();
       return ExitCodes.FAILED;
     }
-    CountDownLatch stopped = new CountDownLatch(1);
-    Thread hook = new Thread(() -> {
-      agent.close();
-      stopped.countDown();
-    }, "agent-shutdown");
+    CountDownLatch stop = new CountDownLatch(1);
+    // SIGTERM and Ctrl-C stop the agent in order and exit 0; the hook covers any other way out.
+    for (String signal : new String[] {"TERM", "INT"}) {
+      sun.misc.Signal.handle(new sun.misc.Signal(signal), s -> stop.countDown());
+    }
+    Thread hook = new Thread(agent::close, "agent-shutdown");
     Runtime.getRuntime().addShutdownHook(hook);
     spec.commandLine().getOut().printf("ferry agent %s ready on %s (transport %s)%n", agentConfig.hostId(),
         Addresses.format(agent.address()), agent.transportName());
     spec.commandLine().getOut().flush();
-    stopped.await();
+    stop.await();
+    agent.close();
+    Runtime.getRuntime().removeShutdownHook(hook);
     return ExitCodes.OK;
   }
 

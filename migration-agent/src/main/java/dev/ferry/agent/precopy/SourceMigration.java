@@ -62,6 +62,8 @@ public final class SourceMigration {
   private volatile MigrationPhase phase = MigrationPhase.SETUP;
   private volatile String cancelReason;
   private long startNanos;
+  /** When the target confirmed the commit: the end of the migration (the digest after it is not counted). */
+  private long completedNanos;
   private int round;
   private long guestBytesQueued;
   private long blockedNanos;
@@ -402,6 +404,7 @@ public final class SourceMigration {
       LOG.error("migration {}: {}", migrationId, report.getReason());
       return;
     }
+    completedNanos = clock.nanoTime();
     moveTo(MigrationPhase.COMPLETED);
     report.setTargetFirstStepNanos(awaitFirstStep(resumed.getResumed().getResumedNanos()));
     if (settings.digest()) {
@@ -451,9 +454,9 @@ public final class SourceMigration {
   }
 
   private MigrationReport finishReport(MigrationReport.Builder report) {
-    long now = clock.nanoTime();
+    long end = completedNanos != 0 ? completedNanos : clock.nanoTime();
     report.setPhase(phase.toProto())
-        .setTotalNs(now - startNanos)
+        .setTotalNs(end - startNanos)
         .setRounds(round + (phase == MigrationPhase.COMPLETED ? 1 : 0))
         .setGuestBytesSent(pagesSent * GuestMemory.PAGE_BYTES)
         .setWireBytesSent(link.wireBytesFlushed())

@@ -96,6 +96,11 @@ public final class NettyMigrationLink implements SourceLink {
     volatile NettyMigrationLink link;
   }
 
+  /** The connection (tests inject faults into its pipeline). */
+  Channel channel() {
+    return channel;
+  }
+
   @Override
   public void sendControl(Control message) {
     checkOpen();

@@ -6,16 +6,16 @@ import dev.ferry.proto.GuestSpec;
 import java.util.concurrent.CompletableFuture;
 
 /** A target host for engine tests: one incoming guest at a time, and what happened to it. */
-final class RecordingHost implements TargetMigration.Host {
+public final class RecordingHost implements TargetMigration.Host {
   private final Clock clock;
   private final boolean manualGuests;
-  Guest admitted;
-  Guest running;
-  CompletableFuture<byte[]> digest;
-  String failure;
-  boolean refuseNext;
+  public Guest admitted;
+  public Guest running;
+  public CompletableFuture<byte[]> digest;
+  public String failure;
+  public boolean refuseNext;
 
-  RecordingHost(Clock clock, boolean manualGuests) {
+  public RecordingHost(Clock clock, boolean manualGuests) {
     this.clock = clock;
     this.manualGuests = manualGuests;
   }
