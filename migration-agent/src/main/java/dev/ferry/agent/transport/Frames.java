@@ -91,7 +91,12 @@ final class Frames {
       }
       int body = (int) length - 1;
       switch (kind) {
-        case Wire.KIND_CONTROL -> controlBytes = body;
+        case Wire.KIND_CONTROL -> {
+          if (body == 0) {
+            throw new ProtocolException("empty control frame");
+          }
+          controlBytes = body;
+        }
         case Wire.KIND_PAGES -> {
           if (body == 0) {
             throw new ProtocolException("empty page batch frame");
@@ -99,7 +104,7 @@ final class Frames {
           out.add(new PageBatchStart(body));
           pageBytesLeft = body;
         }
-        default -> throw new ProtocolException("unknown frame kind " + kind);
+        default -> throw new ProtocolException("unknown frame kind " + Byte.toUnsignedInt(kind));
       }
       return true;
     }
