@@ -5,6 +5,7 @@ import dev.ferry.agent.config.Addresses;
 import dev.ferry.agent.config.InvalidConfigException;
 import dev.ferry.agent.config.Sizes;
 import dev.ferry.agent.guest.Guest;
+import dev.ferry.agent.guest.MemoryPool;
 import dev.ferry.agent.precopy.LinkException;
 import dev.ferry.agent.precopy.MigrationFailpoints;
 import dev.ferry.agent.precopy.MigrationSettings;
@@ -68,6 +69,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   private final Map<String, Thread> engines = new ConcurrentHashMap<>();
   private final AtomicInteger incoming = new AtomicInteger();
   private NettyTransport transport;
+  private MemoryPool memoryPool = MemoryPool.NONE;
   private AgentServer server;
   private InetSocketAddress boundAddress;
   private volatile boolean closing;
@@ -81,13 +83,15 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   /** Creates the datastore directory if needed, picks the transport and binds the listen address. */
   public Agent start() throws IOException {
     Files.createDirectories(config.datastore());
-    transport = NettyTransport.create(config.transport(), EVENT_LOOP_THREADS, "agent-" + config.hostId());
+    memoryPool = new MemoryPool(config.memoryPoolBytes());
+    transport = NettyTransport.create(config.transport(), config.allocator(), EVENT_LOOP_THREADS,
+        "agent-" + config.hostId());
     server = new AgentServer(transport, this, this, clock);
     boundAddress = server.bind(config.listen());
     LOG.info("LZ4: {}", Lz4.describe());
-    LOG.info("agent {} listening on {} (transport {}, datastore {}, capacity {})", config.hostId(),
+    LOG.info("agent {} listening on {} (transport {}, datastore {}, capacity {}, memory pool {})", config.hostId(),
         Addresses.format(boundAddress), transport.describe(), config.datastore(),
-        Sizes.formatBytes(config.memoryCapacityBytes()));
+        Sizes.formatBytes(config.memoryCapacityBytes()), Sizes.formatBytes(config.memoryPoolBytes()));
     return this;
   }
 
@@ -130,9 +134,11 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
             + " migrations (limit " + config.migrationsInMax() + ")");
       }
       admit(spec);
-      Guest guest = Guest.incoming(spec, clock);
+      Guest guest = Guest.incoming(spec, clock, memoryPool);
       guests.put(spec.getName(), new Entry(guest, "incoming"));
       incoming.incrementAndGet();
+      LOG.info("migration {}: admitted {} into {} memory", migrationId, spec.getName(),
+          guest.memory().isFresh() ? "fresh" : "pooled");
       guest.prefaultInBackground();
       return guest;
     }
@@ -186,7 +192,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       guests.put(spec.getName(), new Entry(null, "booting"));
     }
     try {
-      Guest guest = Guest.boot(spec, clock);
+      Guest guest = Guest.boot(spec, clock, memoryPool);
       Entry entry = new Entry(guest, "running");
       guests.put(spec.getName(), entry);
       LOG.info("guest {} created: {}, {} vCPUs, dirty rate {}", spec.getName(), Sizes.formatBytes(spec.getMemoryBytes()),
@@ -361,6 +367,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     if (transport != null) {
       transport.close();
     }
+    memoryPool.close();
     LOG.info("agent {} stopped", hostId());
   }
 }

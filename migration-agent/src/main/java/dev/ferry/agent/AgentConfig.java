@@ -19,6 +19,8 @@ import java.util.regex.Pattern;
  * @param memoryCapacityBytes guest memory this host accepts in total
  * @param migrationsOutMax concurrent outgoing migrations
  * @param migrationsInMax concurrent incoming migrations
+ * @param memoryPoolBytes memory of departed guests kept, zeroed, for the next ones (0: none)
+ * @param allocator Netty's buffer allocator
  */
 public record AgentConfig(
     String hostId,
@@ -27,7 +29,9 @@ public record AgentConfig(
     NettyTransport.Kind transport,
     long memoryCapacityBytes,
     int migrationsOutMax,
-    int migrationsInMax) {
+    int migrationsInMax,
+    long memoryPoolBytes,
+    NettyTransport.Allocator allocator) {
 
   private static final Pattern HOST_ID = Pattern.compile("[a-z0-9][a-z0-9-]{0,62}");
   public static final int MIGRATIONS_PER_DIRECTION_DEFAULT = 2;
@@ -49,6 +53,22 @@ public record AgentConfig(
     InvalidConfigException.requireRange("memory-capacity", memoryCapacityBytes, 16L << 20, 1L << 50);
     InvalidConfigException.requireRange("migrations-out-max", migrationsOutMax, 1, 64);
     InvalidConfigException.requireRange("migrations-in-max", migrationsInMax, 1, 64);
+    InvalidConfigException.requireRange("memory-pool", memoryPoolBytes, 0, memoryCapacityBytes);
+    if (allocator == null) {
+      throw new InvalidConfigException("netty-allocator", "missing");
+    }
+  }
+
+  /** A config with the defaults for pool and allocator. */
+  public static AgentConfig of(String hostId, InetSocketAddress listen, Path datastore, NettyTransport.Kind transport,
+      long memoryCapacityBytes, int migrationsOutMax, int migrationsInMax) {
+    return new AgentConfig(hostId, listen, datastore, transport, memoryCapacityBytes, migrationsOutMax,
+        migrationsInMax, defaultMemoryPoolBytes(memoryCapacityBytes), NettyTransport.Allocator.POOLED);
+  }
+
+  /** A quarter of the capacity, at most 8 GiB. */
+  public static long defaultMemoryPoolBytes(long memoryCapacityBytes) {
+    return Math.min(memoryCapacityBytes / 4, 8L << 30);
   }
 
   /** 80 % of this machine's physical memory. */

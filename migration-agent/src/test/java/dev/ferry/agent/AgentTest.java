@@ -48,7 +48,7 @@ class AgentTest {
   }
 
   private AgentConfig config(String host, long capacity, int inMax) {
-    return new AgentConfig(host, new InetSocketAddress("127.0.0.1", 0), datastore, NettyTransport.Kind.AUTO,
+    return AgentConfig.of(host, new InetSocketAddress("127.0.0.1", 0), datastore, NettyTransport.Kind.AUTO,
         capacity, 2, inMax);
   }
 
@@ -132,17 +132,17 @@ class AgentTest {
 
   @Test
   void configValuesAreValidatedNamingTheSetting() {
-    InvalidConfigException e = assertThrows(InvalidConfigException.class, () -> new AgentConfig("Host A",
+    InvalidConfigException e = assertThrows(InvalidConfigException.class, () -> AgentConfig.of("Host A",
         new InetSocketAddress("127.0.0.1", 0), datastore, NettyTransport.Kind.AUTO, 1L << 30, 2, 2));
     assertEquals("host-id", e.field());
-    assertThrows(InvalidConfigException.class, () -> new AgentConfig("h", new InetSocketAddress("127.0.0.1", 0),
+    assertThrows(InvalidConfigException.class, () -> AgentConfig.of("h", new InetSocketAddress("127.0.0.1", 0),
         datastore, NettyTransport.Kind.AUTO, 1L << 30, 0, 2));
   }
 
   @Test
   void aFileInPlaceOfTheDatastoreIsRefused() throws IOException {
     Path file = Files.createFile(datastore.resolve("not-a-dir"));
-    InvalidConfigException e = assertThrows(InvalidConfigException.class, () -> new AgentConfig("h",
+    InvalidConfigException e = assertThrows(InvalidConfigException.class, () -> AgentConfig.of("h",
         new InetSocketAddress("127.0.0.1", 0), file, NettyTransport.Kind.AUTO, 1L << 30, 2, 2));
     assertEquals("datastore", e.field());
   }

@@ -53,6 +53,15 @@ public final class AgentCommand implements Callable<Integer> {
       description = "Guest memory this host accepts in total (default: 80% of physical memory).")
   String memoryCapacity;
 
+  @Option(names = "--memory-pool", paramLabel = "SIZE",
+      description = "Memory of departed guests kept, zeroed in the background, for the next ones "
+          + "(default: a quarter of the capacity, at most 8 GiB; 0 disables).")
+  String memoryPool;
+
+  @Option(names = "--netty-allocator", paramLabel = "KIND",
+      description = "pooled or adaptive (default: ${DEFAULT-VALUE}).", defaultValue = "pooled")
+  String nettyAllocator;
+
   @Option(names = "--migrations-out-max", paramLabel = "N",
       description = "Concurrent outgoing migrations (default: ${DEFAULT-VALUE}).", defaultValue = "2")
   String migrationsOutMax;
@@ -106,9 +115,11 @@ public final class AgentCommand implements Callable<Integer> {
     }
     long capacity = memoryCapacity == null ? AgentConfig.defaultMemoryCapacityBytes()
         : Sizes.parseBytes("memory-capacity", memoryCapacity);
+    long pool = memoryPool == null ? AgentConfig.defaultMemoryPoolBytes(capacity)
+        : Sizes.parseBytes("memory-pool", memoryPool);
     return new AgentConfig(hostId, Addresses.parse("listen", listen), Path.of(datastore),
         NettyTransport.Kind.parse(transport), capacity, parseInt("migrations-out-max", migrationsOutMax),
-        parseInt("migrations-in-max", migrationsInMax));
+        parseInt("migrations-in-max", migrationsInMax), pool, NettyTransport.Allocator.parse(nettyAllocator));
   }
 
   static int parseInt(String field, String text) {

@@ -71,8 +71,13 @@ public final class Guest {
 
   /** Creates a guest, fills its memory from the workload's content mix and starts its vCPUs. */
   public static Guest boot(GuestSpec spec, Clock clock) {
+    return boot(spec, clock, MemoryPool.NONE);
+  }
+
+  /** As above, with memory from {@code pool}. */
+  public static Guest boot(GuestSpec spec, Clock clock, MemoryPool pool) {
     Workload workload = validate(spec);
-    GuestMemory memory = GuestMemory.allocate(spec.getMemoryBytes());
+    GuestMemory memory = GuestMemory.allocate(spec.getMemoryBytes(), pool);
     fill(memory, workload, spec.getWorkload().getSeed());
     Guest guest = new Guest(spec, workload, memory, clock, true);
     guest.resume();
@@ -81,8 +86,13 @@ public final class Guest {
 
   /** A migration target: zeroed memory, vCPUs paused until the state arrives. */
   public static Guest incoming(GuestSpec spec, Clock clock) {
+    return incoming(spec, clock, MemoryPool.NONE);
+  }
+
+  /** As above, with memory from {@code pool}. */
+  public static Guest incoming(GuestSpec spec, Clock clock, MemoryPool pool) {
     Workload workload = validate(spec);
-    return new Guest(spec, workload, GuestMemory.allocate(spec.getMemoryBytes()), clock, true);
+    return new Guest(spec, workload, GuestMemory.allocate(spec.getMemoryBytes(), pool), clock, true);
   }
 
   /**
@@ -286,8 +296,8 @@ public final class Guest {
    * guest is destroyed.
    */
   public void prefaultInBackground() {
-    if ("0".equals(System.getenv("FERRY_PREFAULT"))) {
-      return;
+    if (!memory.isFresh()) {
+      return; // pooled memory is present already
     }
     memory.retain();
     Thread t = new Thread(() -> {

@@ -36,9 +36,13 @@ public final class GuestMemory {
   private final PointerBytesStore[] chunkStores;
   private final ByteBuffer[] chunkViews;
   private final AtomicInteger references = new AtomicInteger(1);
+  private final MemoryPool pool;
+  private final boolean fresh;
   private volatile SnapshotDigest snapshot;
 
-  private GuestMemory(long sizeBytes, long address) {
+  private GuestMemory(long sizeBytes, long address, MemoryPool pool, boolean fresh) {
+    this.pool = pool;
+    this.fresh = fresh;
     this.sizeBytes = sizeBytes;
     this.pageCount = (int) (sizeBytes >>> PAGE_SHIFT);
     this.address = address;
@@ -68,8 +72,19 @@ public final class GuestMemory {
    * pages are committed when first written (or {@link #populate populated}).
    */
   public static GuestMemory allocate(long sizeBytes) {
+    return allocate(sizeBytes, MemoryPool.NONE);
+  }
+
+  /** As above, reusing scrubbed memory from {@code pool} when it has a region of this size. */
+  public static GuestMemory allocate(long sizeBytes, MemoryPool pool) {
     validateSize("memory", sizeBytes);
-    return new GuestMemory(sizeBytes, AnonymousMemory.map(sizeBytes));
+    MemoryPool.Allocation a = pool.take(sizeBytes);
+    return new GuestMemory(sizeBytes, a.address(), pool, a.fresh());
+  }
+
+  /** True if the pages are not yet faulted in (fresh from the kernel, not from the pool). */
+  public boolean isFresh() {
+    return fresh;
   }
 
   /**
@@ -231,7 +246,7 @@ public final class GuestMemory {
       for (PointerBytesStore store : chunkStores) {
         store.releaseLast();
       }
-      AnonymousMemory.unmap(address, sizeBytes);
+      pool.giveBack(address, sizeBytes);
     } else if (n < 0) {
       throw new IllegalStateException("guest memory released more often than retained");
     }

@@ -64,6 +64,8 @@ public final class SourceMigration {
   private long startNanos;
   /** When the target confirmed the commit: the end of the migration (the digest after it is not counted). */
   private long completedNanos;
+  /** When the pause, the last page and the target's readiness happened (for the switchover log line). */
+  private long[] switchover = new long[3];
   private int round;
   private long guestBytesQueued;
   private long blockedNanos;
@@ -140,6 +142,7 @@ public final class SourceMigration {
       failBeforeCommit(report, MigrationPhase.ABORTED, "internal error: " + e);
     } finally {
       link.close();
+      writer.close();
       memory.release();
     }
     return finishReport(report);
@@ -160,11 +163,13 @@ public final class SourceMigration {
     int finalPages = toSend.count();
     report.setFinalPages(finalPages);
     sendRound(round + 1, false);
+    long finalSentNanos = clock.nanoTime();
     GuestState state = guest.saveState();
     report.setStateAtPause(state);
     link.sendControl(Control.newBuilder().setDeviceState(
         DeviceState.newBuilder().setState(state).setPagesSentTotal(pagesSent)).build());
     awaitControl(Control.BodyCase.READY, "the target to check the last pages");
+    switchover = new long[] {pause.pausedNanos(), finalSentNanos, clock.nanoTime()};
     failpoints.hit(MigrationFailpoints.Point.BEFORE_COMMIT);
     moveTo(MigrationPhase.CUTOVER);
     commit(report);
@@ -407,6 +412,12 @@ public final class SourceMigration {
     completedNanos = clock.nanoTime();
     moveTo(MigrationPhase.COMPLETED);
     report.setTargetFirstStepNanos(awaitFirstStep(resumed.getResumed().getResumedNanos()));
+    LOG.info("migration {}: switchover: last step {} us before the pause; {} final pages sent in {} us; target ready"
+            + " after {} us; resumed after {} us; first step there after {} us", migrationId,
+        (switchover[0] - report.getSourceLastStepNanos()) / 1000, report.getFinalPages(),
+        (switchover[1] - switchover[0]) / 1000, (switchover[2] - switchover[1]) / 1000,
+        (resumed.getResumed().getResumedNanos() - switchover[2]) / 1000,
+        (report.getTargetFirstStepNanos() - resumed.getResumed().getResumedNanos()) / 1000);
     if (settings.digest()) {
       report.setSourceDigest(com.google.protobuf.ByteString.copyFrom(MemoryDigest.of(memory)));
     }

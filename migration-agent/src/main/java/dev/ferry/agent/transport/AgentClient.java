@@ -171,6 +171,7 @@ public final class AgentClient {
     LinkedBlockingQueue<Object> replies = new LinkedBlockingQueue<>();
     Object end = new Object();
     Bootstrap bootstrap = new Bootstrap().group(transport.group()).channel(transport.channel())
+        .option(ChannelOption.ALLOCATOR, transport.allocator())
         .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) CONNECT_TIMEOUT_MILLIS)
         .handler(new ChannelInitializer<Channel>() {
           @Override

@@ -40,7 +40,12 @@ public final class AgentServer implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(AgentServer.class);
   static final int FIRST_MESSAGE_TIMEOUT_SECONDS = 10;
   static final int SOURCE_IDLE_SECONDS = 60;
-  private static final RecvByteBufAllocator RECEIVE_BUFFERS = new AdaptiveRecvByteBufAllocator(4096, 256 * 1024, 1 << 20);
+  /**
+   * Reads of up to 256 KiB: large enough to move a page batch in one or two system calls, and
+   * within what Netty's adaptive allocator pools (larger buffers would be allocated, zeroed and
+   * freed on every read).
+   */
+  private static final RecvByteBufAllocator RECEIVE_BUFFERS = new AdaptiveRecvByteBufAllocator(4096, 64 * 1024, 256 * 1024);
 
   private final NettyTransport transport;
   private final TargetMigration.Host host;
@@ -61,6 +66,7 @@ public final class AgentServer implements AutoCloseable {
         .group(transport.group())
         .channel(transport.serverChannel())
         .option(ChannelOption.SO_REUSEADDR, true)
+        .childOption(ChannelOption.ALLOCATOR, transport.allocator())
         .childOption(ChannelOption.TCP_NODELAY, true)
         .childOption(ChannelOption.SO_KEEPALIVE, true)
         .childOption(ChannelOption.RCVBUF_ALLOCATOR, RECEIVE_BUFFERS)

@@ -17,7 +17,6 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.WriteBufferWaterMark;
-import io.netty.handler.traffic.ChannelTrafficShapingHandler;
 import io.netty.util.ReferenceCountUtil;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
@@ -30,18 +29,18 @@ import java.util.concurrent.locks.ReentrantLock;
 /**
  * The source's TCP connection to a target agent for one migration. Back-pressure is the
  * channel's writability: the engine waits while more than {@link #WRITE_BUFFER_HIGH_BYTES} are
- * queued, so the sender never buffers without bound. An optional bandwidth cap is Netty's traffic
- * shaper (it stands in for a slower link); counters advance when bytes reach the socket.
+ * queued, so the sender never buffers without bound. An optional bandwidth cap paces the sender
+ * (see {@link Pacer}); counters advance when bytes reach the socket.
  */
 public final class NettyMigrationLink implements SourceLink {
-  static final int WRITE_BUFFER_LOW_BYTES = 2 << 20;
-  static final int WRITE_BUFFER_HIGH_BYTES = 4 << 20;
-  private static final long SHAPER_CHECK_INTERVAL_MS = 50;
+  static final int WRITE_BUFFER_LOW_BYTES = Integer.getInteger("ferry.wb.low", 2 << 20);
+  static final int WRITE_BUFFER_HIGH_BYTES = Integer.getInteger("ferry.wb.high", 4 << 20);
   private static final int INCOMING_CONTROL_MAX = 64;
   private static final long CLOSE_WAIT_MILLIS = 10_000;
 
   private final Channel channel;
   private final GuestMemory memory;
+  private final Pacer pacer;
   private final LinkedBlockingQueue<Control> incoming = new LinkedBlockingQueue<>(INCOMING_CONTROL_MAX);
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition writable = lock.newCondition();
@@ -49,9 +48,42 @@ public final class NettyMigrationLink implements SourceLink {
   private final AtomicLong wireBytesFlushed = new AtomicLong();
   private volatile String failure;
 
-  private NettyMigrationLink(Channel channel, GuestMemory memory) {
+  private NettyMigrationLink(Channel channel, GuestMemory memory, long bandwidthBytesPerSecond) {
     this.channel = channel;
     this.memory = memory;
+    this.pacer = bandwidthBytesPerSecond > 0 ? new Pacer(bandwidthBytesPerSecond) : null;
+  }
+
+  /**
+   * The bandwidth cap (it stands in for a slower link): a token bucket over wire bytes, checked
+   * before each batch, as QEMU's migration thread enforces max-bandwidth. Netty's traffic shaper
+   * was the first choice, but it restores writability only once its queue is empty, so the sender
+   * sat idle while the link drained and the link idled while the sender compressed the next
+   * batches; pacing the sender keeps both busy.
+   */
+  private static final class Pacer {
+    private final double bytesPerNano;
+    private final long burstBytes;
+    private double tokens;
+    private long lastNanos = System.nanoTime();
+
+    Pacer(long bytesPerSecond) {
+      this.bytesPerNano = bytesPerSecond / 1e9;
+      this.burstBytes = Math.max(256 * 1024, bytesPerSecond / 100);
+      this.tokens = burstBytes;
+    }
+
+    /** Nanos to wait before more may be sent (0: go). */
+    synchronized long waitNanos() {
+      long now = System.nanoTime();
+      tokens = Math.min(burstBytes, tokens + (now - lastNanos) * bytesPerNano);
+      lastNanos = now;
+      return tokens >= 0 ? 0 : (long) Math.ceil(-tokens / bytesPerNano);
+    }
+
+    synchronized void spend(long bytes) {
+      tokens -= bytes;
+    }
   }
 
   /**
@@ -64,6 +96,7 @@ public final class NettyMigrationLink implements SourceLink {
     Bootstrap bootstrap = new Bootstrap()
         .group(transport.group())
         .channel(transport.channel())
+        .option(ChannelOption.ALLOCATOR, transport.allocator())
         .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) connectTimeoutMillis)
         .option(ChannelOption.TCP_NODELAY, true)
         .option(ChannelOption.SO_KEEPALIVE, true)
@@ -72,10 +105,6 @@ public final class NettyMigrationLink implements SourceLink {
         .handler(new ChannelInitializer<Channel>() {
           @Override
           protected void initChannel(Channel ch) {
-            if (bandwidthBytesPerSecond > 0) {
-              ch.pipeline().addLast("bandwidth-cap",
-                  new ChannelTrafficShapingHandler(bandwidthBytesPerSecond, 0, SHAPER_CHECK_INTERVAL_MS));
-            }
             Frames.install(ch.pipeline());
             ch.pipeline().addLast("source", new SourceHandler(holder));
           }
@@ -86,7 +115,7 @@ public final class NettyMigrationLink implements SourceLink {
       throw new LinkException("cannot connect to target agent at " + target.getHostString() + ":" + target.getPort()
           + ": " + (cause == null ? "cancelled" : cause.getMessage()), cause);
     }
-    NettyMigrationLink link = new NettyMigrationLink(connected.channel(), memory);
+    NettyMigrationLink link = new NettyMigrationLink(connected.channel(), memory, bandwidthBytesPerSecond);
     holder.link = link;
     return link;
   }
@@ -170,10 +199,23 @@ public final class NettyMigrationLink implements SourceLink {
   @Override
   public boolean awaitWritable(long timeoutNanos) throws InterruptedException {
     checkOpen();
+    long deadline = System.nanoTime() + timeoutNanos;
+    if (pacer != null) {
+      long wait = pacer.waitNanos();
+      if (wait > 0) {
+        if (wait > timeoutNanos) {
+          java.util.concurrent.locks.LockSupport.parkNanos(timeoutNanos);
+          return false;
+        }
+        java.util.concurrent.locks.LockSupport.parkNanos(wait);
+        if (pacer.waitNanos() > 0) {
+          return false;
+        }
+      }
+    }
     if (channel.isWritable()) {
       return true;
     }
-    long deadline = System.nanoTime() + timeoutNanos;
     lock.lock();
     try {
       while (!channel.isWritable()) {
@@ -215,6 +257,9 @@ public final class NettyMigrationLink implements SourceLink {
     if (frame.readableBytes() != 1 + bodyBytes) {
       frame.release();
       throw new IllegalStateException("page batch frame of " + frame.readableBytes() + " bytes, expected " + (1 + bodyBytes));
+    }
+    if (pacer != null) {
+      pacer.spend(bodyBytes + 5L);
     }
     channel.writeAndFlush(frame).addListener(f -> {
       if (f.isSuccess()) {

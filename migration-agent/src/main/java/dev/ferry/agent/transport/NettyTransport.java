@@ -1,5 +1,8 @@
 package dev.ferry.agent.transport;
 
+import io.netty.buffer.AdaptiveByteBufAllocator;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.channel.Channel;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.IoHandlerFactory;
@@ -42,15 +45,39 @@ public final class NettyTransport implements AutoCloseable {
     }
   }
 
+  /** Which Netty buffer allocator the agent's channels use. */
+  public enum Allocator {
+    /** The classic pooled arenas: predictable memory, the default. */
+    POOLED,
+    /** Netty 4.2's adaptive allocator (open reports of direct-memory growth; see STACK.md). */
+    ADAPTIVE;
+
+    public static Allocator parse(String text) {
+      try {
+        return valueOf(text.trim().toUpperCase(Locale.ROOT));
+      } catch (IllegalArgumentException e) {
+        throw new dev.ferry.agent.config.InvalidConfigException("netty-allocator",
+            "'" + text + "' is not one of pooled, adaptive");
+      }
+    }
+
+    ByteBufAllocator instance() {
+      return this == POOLED ? PooledByteBufAllocator.DEFAULT : new AdaptiveByteBufAllocator();
+    }
+  }
+
   private final Kind kind;
+  private final ByteBufAllocator allocator;
   private final EventLoopGroup group;
   private final Class<? extends ServerChannel> serverChannel;
   private final Class<? extends Channel> channel;
   private final String reason;
 
-  private NettyTransport(Kind kind, IoHandlerFactory factory, Class<? extends ServerChannel> serverChannel,
-      Class<? extends Channel> channel, int threads, String name, String reason) {
+  private NettyTransport(Kind kind, Allocator allocator, IoHandlerFactory factory,
+      Class<? extends ServerChannel> serverChannel, Class<? extends Channel> channel, int threads, String name,
+      String reason) {
     this.kind = kind;
+    this.allocator = allocator.instance();
     this.group = new MultiThreadIoEventLoopGroup(threads, new DefaultThreadFactory(name, true), factory);
     this.serverChannel = serverChannel;
     this.channel = channel;
@@ -59,6 +86,11 @@ public final class NettyTransport implements AutoCloseable {
 
   /** Builds the transport {@code requested} (AUTO picks the best available) with {@code threads} loops. */
   public static NettyTransport create(Kind requested, int threads, String name) {
+    return create(requested, Allocator.POOLED, threads, name);
+  }
+
+  /** As above with a chosen buffer allocator. */
+  public static NettyTransport create(Kind requested, Allocator allocator, int threads, String name) {
     boolean uring = IoUring.isAvailable();
     boolean epoll = Epoll.isAvailable();
     String why;
@@ -92,14 +124,14 @@ public final class NettyTransport implements AutoCloseable {
       }
     }
     NettyTransport t = switch (chosen) {
-      case IO_URING -> new NettyTransport(chosen, IoUringIoHandler.newFactory(), IoUringServerSocketChannel.class,
-          IoUringSocketChannel.class, threads, name, why);
-      case EPOLL -> new NettyTransport(chosen, EpollIoHandler.newFactory(), EpollServerSocketChannel.class,
+      case IO_URING -> new NettyTransport(chosen, allocator, IoUringIoHandler.newFactory(),
+          IoUringServerSocketChannel.class, IoUringSocketChannel.class, threads, name, why);
+      case EPOLL -> new NettyTransport(chosen, allocator, EpollIoHandler.newFactory(), EpollServerSocketChannel.class,
           EpollSocketChannel.class, threads, name, why);
-      default -> new NettyTransport(chosen, NioIoHandler.newFactory(), NioServerSocketChannel.class,
+      default -> new NettyTransport(chosen, allocator, NioIoHandler.newFactory(), NioServerSocketChannel.class,
           NioSocketChannel.class, threads, name, why);
     };
-    LOG.info("transport {}: {}", t.describe(), why);
+    LOG.info("transport {}: {}; buffers: {} allocator", t.describe(), why, allocator.name().toLowerCase(Locale.ROOT));
     return t;
   }
 
@@ -130,6 +162,10 @@ public final class NettyTransport implements AutoCloseable {
 
   public String reason() {
     return reason;
+  }
+
+  public ByteBufAllocator allocator() {
+    return allocator;
   }
 
   public EventLoopGroup group() {

@@ -4,6 +4,7 @@ import dev.ferry.agent.guest.GuestMemory;
 import java.nio.ByteBuffer;
 import java.util.function.Supplier;
 import java.util.zip.CRC32C;
+import net.jpountz.lz4.LZ4JNIFastResetCompressor;
 
 /**
  * Encodes guest pages into a page batch (see {@link Wire}) without copying raw pages: the batch is
@@ -20,7 +21,7 @@ import java.util.zip.CRC32C;
 public final class PageBatchWriter {
   private final GuestMemory memory;
   private final CRC32C crc = new CRC32C();
-  private final ByteBuffer scratch = ByteBuffer.allocateDirect(GuestMemory.PAGE_BYTES);
+  private LZ4JNIFastResetCompressor compressor;
   private final long[] segmentStart = new long[Wire.BATCH_PAGES_MAX];
   private final int[] segmentLength = new int[Wire.BATCH_PAGES_MAX];
   private final boolean[] segmentInGuest = new boolean[Wire.BATCH_PAGES_MAX];
@@ -91,9 +92,10 @@ public final class PageBatchWriter {
   }
 
   private Outcome addCompressed(int page) {
-    scratch.clear();
-    memory.readPage(page, scratch);
-    int checksum = PageChecksums.crc(crc, scratch, 0, page);
+    // Compressed straight from guest memory, like raw pages: a vCPU write in between only makes
+    // the page suspect on the target, and the write itself makes the page go again.
+    ByteBuffer source = memory.pageView(page);
+    int checksum = PageChecksums.crc(crc, source, 0, page);
     if (payload == null) {
       payload = payloadSupplier.get();
       if (payload.capacity() < Wire.BATCH_PAYLOAD_BYTES_MAX) {
@@ -101,8 +103,10 @@ public final class PageBatchWriter {
             + Wire.BATCH_PAYLOAD_BYTES_MAX);
       }
     }
-    int compressed = Lz4.COMPRESSOR.compress(scratch, 0, GuestMemory.PAGE_BYTES, payload, payloadBytes,
-        Wire.LZ4_BOUND_BYTES);
+    if (compressor == null) {
+      compressor = Lz4.newCompressor();
+    }
+    int compressed = compressor.compress(source, 0, GuestMemory.PAGE_BYTES, payload, payloadBytes, Wire.LZ4_BOUND_BYTES);
     lastEncodedBytes = compressed;
     if (compressed > Wire.LZ4_WORTH_BYTES_MAX) {
       putEntry(page, Wire.ENCODING_RAW, checksum, GuestMemory.PAGE_BYTES);
@@ -145,6 +149,14 @@ public final class PageBatchWriter {
     segmentStart[segments] = start;
     segmentLength[segments] = length;
     segments++;
+  }
+
+  /** Frees the compressor's native state. */
+  public void close() {
+    if (compressor != null) {
+      compressor.close();
+      compressor = null;
+    }
   }
 
   /** Payload bytes of the last page given to LZ4. */
