@@ -89,10 +89,29 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     server = new AgentServer(transport, this, this, clock);
     boundAddress = server.bind(config.listen());
     LOG.info("LZ4: {}", Lz4.describe());
+    LOG.info("guest memory: {}", Guest.preload());
+    preloadProtocol();
     LOG.info("agent {} listening on {} (transport {}, datastore {}, capacity {}, memory pool {})", config.hostId(),
         Addresses.format(boundAddress), transport.describe(), config.datastore(),
         Sizes.formatBytes(config.memoryCapacityBytes()), Sizes.formatBytes(config.memoryPoolBytes()));
     return this;
+  }
+
+  /**
+   * Builds the protobuf descriptors now (a few hundred milliseconds the first time) instead of
+   * inside the first migration's handshake and switchover.
+   */
+  private static void preloadProtocol() {
+    try {
+      dev.ferry.proto.Control.parseFrom(dev.ferry.proto.Control.newBuilder().setHello(dev.ferry.proto.Hello.newBuilder()
+          .setGuest(GuestSpec.newBuilder().setWorkload(dev.ferry.proto.WorkloadSpec.getDefaultInstance()))).build()
+          .toByteArray());
+      dev.ferry.proto.Control.parseFrom(dev.ferry.proto.Control.newBuilder().setDeviceState(
+          dev.ferry.proto.DeviceState.newBuilder().setState(dev.ferry.proto.GuestState.newBuilder()
+              .addVcpus(dev.ferry.proto.VcpuState.getDefaultInstance()))).build().toByteArray());
+    } catch (com.google.protobuf.InvalidProtocolBufferException e) {
+      throw new IllegalStateException("protocol self-test failed", e);
+    }
   }
 
   public InetSocketAddress address() {

@@ -146,4 +146,9 @@ class AgentTest {
         new InetSocketAddress("127.0.0.1", 0), file, NettyTransport.Kind.AUTO, 1L << 30, 2, 2));
     assertEquals("datastore", e.field());
   }
+
+  @org.junit.jupiter.api.AfterAll
+  static void noBufferLeaked() {
+    dev.ferry.agent.testing.LeakRecorder.assertNoLeaks();
+  }
 }

@@ -42,6 +42,19 @@ final class AnonymousMemory {
     }
   }
 
+  /**
+   * Which mapping this process uses, for the start-up log. Also maps, advises, populates and
+   * unmaps 2 MiB once: JNR builds each native call's stub on its first use (a few hundred
+   * milliseconds), which must not happen inside a migration.
+   */
+  static String describe() {
+    long probe = map(2L << 20);
+    populate(probe, 2L << 20);
+    unmap(probe, 2L << 20);
+    return POSIX != null ? "mmap(MAP_ANONYMOUS) with transparent huge pages via " + POSIX.getClass().getSimpleName()
+        : "private /dev/zero mappings";
+  }
+
   static long map(long sizeBytes) {
     if (POSIX != null) {
       long address = POSIX.mmap(0, sizeBytes, PROT_READ_WRITE, MAP_PRIVATE_ANONYMOUS_NORESERVE, -1, 0);

@@ -40,6 +40,7 @@ public final class Guest {
   private long resumedNanos;
 
   private Guest(GuestSpec spec, Workload workload, GuestMemory memory, Clock clock, boolean threaded) {
+    PageContent.load();
     this.spec = spec;
     this.memory = memory;
     this.clock = clock;
@@ -56,6 +57,22 @@ public final class Guest {
         threads[i].start();
       }
     }
+  }
+
+  /**
+   * Loads what the first guest would otherwise load on the spot: the POSIX bindings (JNR builds its
+   * stubs, ~1-2 s) and the text corpus. An agent calls it at start-up so that neither the first
+   * incoming migration's handshake nor its first vCPU step waits for them.
+   */
+  public static String preload() {
+    PageContent.load();
+    String how = AnonymousMemory.describe();
+    // One throwaway guest loads the rest (Chronicle's stores alone take ~100 ms the first time).
+    Guest probe = incoming(GuestSpec.newBuilder().setName("preload").setMemoryBytes(GuestMemory.MEMORY_BYTES_MIN)
+        .setVcpus(1).setWorkload(dev.ferry.proto.WorkloadSpec.newBuilder().setContent(Workload.namedMix("zero")))
+        .build(), Clock.SYSTEM);
+    probe.destroy();
+    return how;
   }
 
   /** Validates a spec from outside; every error names the field. */
@@ -271,23 +288,59 @@ public final class Guest {
    * Starts a digest of memory as it is now that completes while the guest keeps running
    * (copy-on-write of the pages it rewrites meanwhile). Call while paused, before resuming.
    */
-  public synchronized CompletableFuture<byte[]> startSnapshotDigest() {
+  public CompletableFuture<byte[]> startSnapshotDigest() {
+    PendingDigest pending = beginSnapshotDigest();
+    pending.start();
+    return pending.result();
+  }
+
+  /**
+   * Fixes the digest's instant (installs copy-on-write) without starting to read memory yet: a
+   * migration target resumes the guest first and starts the reading once the vCPUs run, so the
+   * digest never competes with the guest's first steps for a CPU.
+   */
+  public synchronized PendingDigest beginSnapshotDigest() {
     requireState(State.PAUSED, "start a snapshot digest");
     SnapshotDigest digest = new SnapshotDigest(memory);
     if (!memory.installSnapshot(digest)) {
       throw new IllegalStateException("a snapshot digest of " + name() + " is already running");
     }
     memory.retain();
-    Thread t = new Thread(() -> {
-      try {
-        digest.run();
-      } finally {
-        memory.release();
+    return new PendingDigest(digest, memory, "digest-" + name());
+  }
+
+  /** A digest whose instant is fixed; {@link #start()} reads memory on a background thread. */
+  public static final class PendingDigest {
+    private final SnapshotDigest digest;
+    private final GuestMemory memory;
+    private final String threadName;
+    private boolean started;
+
+    private PendingDigest(SnapshotDigest digest, GuestMemory memory, String threadName) {
+      this.digest = digest;
+      this.memory = memory;
+      this.threadName = threadName;
+    }
+
+    public synchronized void start() {
+      if (started) {
+        return;
       }
-    }, "digest-" + name());
-    t.setDaemon(true);
-    t.start();
-    return digest.result();
+      started = true;
+      Thread t = new Thread(() -> {
+        try {
+          digest.run();
+        } finally {
+          memory.release();
+        }
+      }, threadName);
+      t.setDaemon(true);
+      t.start();
+    }
+
+    public CompletableFuture<byte[]> result() {
+      return digest.result();
+    }
   }
 
   /**

@@ -20,11 +20,12 @@ final class SnapshotDigest {
   private static final int BUSY = 1;
   private static final int PRESERVED = 2;
   private static final int DIGESTED = 3;
-  static final long PRESERVED_BYTES_MAX = 256L << 20;
+  /** Preserved copies live on the heap (not direct memory, whose limit Netty shares); bounded. */
+  static final long PRESERVED_BYTES_MAX = 64L << 20;
 
   private final GuestMemory memory;
   private final AtomicIntegerArray state;
-  private final ConcurrentHashMap<Integer, ByteBuffer> preserved = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<Integer, byte[]> preserved = new ConcurrentHashMap<>();
   private final AtomicLong preservedBytes = new AtomicLong();
   private final CompletableFuture<byte[]> result = new CompletableFuture<>();
   private volatile boolean abandoned;
@@ -51,9 +52,9 @@ final class SnapshotDigest {
       if (preservedBytes.addAndGet(GuestMemory.PAGE_BYTES) > PRESERVED_BYTES_MAX) {
         abandoned = true;
       } else {
-        ByteBuffer copy = ByteBuffer.allocateDirect(GuestMemory.PAGE_BYTES);
-        memory.readPage(page, copy);
-        copy.flip();
+        byte[] copy = new byte[GuestMemory.PAGE_BYTES];
+        GuestMemory.UNSAFE.copyMemory(null, memory.pageAddress(page), copy,
+            sun.misc.Unsafe.ARRAY_BYTE_BASE_OFFSET, GuestMemory.PAGE_BYTES);
         preserved.put(page, copy);
       }
       state.set(page, PRESERVED);
@@ -80,11 +81,11 @@ final class SnapshotDigest {
         while (state.get(page) == BUSY) {
           Thread.onSpinWait();
         }
-        ByteBuffer copy = preserved.remove(page);
+        byte[] copy = preserved.remove(page);
         if (copy == null) {
           break; // abandoned while this page was claimed
         }
-        digest.addPage(copy);
+        digest.addPage(ByteBuffer.wrap(copy));
       }
       if (abandoned) {
         result.completeExceptionally(new IllegalStateException(

@@ -11,7 +11,7 @@ import dev.ferry.proto.CompressionMode;
  *
  * <p>While sending raw, a window in which the engine spent at least a quarter of its time waiting
  * for the link (the link, not the CPU, is the bottleneck) triggers a short probe: the next
- * {@value #PROBE_PAGES} pages are compressed and timed. From the compressor's speed C, the ratio r
+ * {@value #PROBE_PAGES} pages are compressed and timed. From the compressor's speed C (median page), the ratio r
  * and the raw rate L, compressed throughput is min(C, L / r); if that beats L by 20 % the engine
  * compresses, else it backs off (doubling up to {@value #BACKOFF_WINDOWS_MAX} windows) before
  * probing again. While compressing, a window slower than the last raw rate returns to raw, and
@@ -41,7 +41,7 @@ public final class CompressionGovernor {
   private int windowsUntilProbe;
   private int windowsInMode;
   private int probeAttempts;
-  private long probeNanos;
+  private final long[] probeNanos = new long[PROBE_PAGES];
   private long probeOutBytes;
 
   public CompressionGovernor(CompressionMode setting) {
@@ -68,8 +68,7 @@ public final class CompressionGovernor {
     if (mode != Mode.PROBE) {
       return;
     }
-    probeAttempts++;
-    probeNanos += nanos;
+    probeNanos[probeAttempts++] = nanos;
     probeOutBytes += outBytes;
     if (probeAttempts >= PROBE_PAGES) {
       concludeProbe();
@@ -77,11 +76,16 @@ public final class CompressionGovernor {
   }
 
   private void concludeProbe() {
-    double compressorBytesPerSecond = probeAttempts * (double) GuestMemory.PAGE_BYTES * 1e9 / Math.max(1, probeNanos);
+    // The median page, not the mean: one descheduled or first (library-loading) call must not
+    // make the compressor look slow.
+    java.util.Arrays.sort(probeNanos, 0, probeAttempts);
+    double compressorBytesPerSecond = GuestMemory.PAGE_BYTES * 1e9 / Math.max(1, probeNanos[probeAttempts / 2]);
     double ratio = probeOutBytes / (probeAttempts * (double) GuestMemory.PAGE_BYTES);
     double predicted = Math.min(compressorBytesPerSecond, rawBytesPerSecond / Math.max(ratio, 0.01));
+    org.slf4j.LoggerFactory.getLogger(CompressionGovernor.class).debug(
+        "probe: compressor {} MB/s, ratio {}, raw {} MB/s, predicted {} MB/s", (long) (compressorBytesPerSecond / 1e6),
+        String.format("%.2f", ratio), (long) (rawBytesPerSecond / 1e6), (long) (predicted / 1e6));
     probeAttempts = 0;
-    probeNanos = 0;
     probeOutBytes = 0;
     windowStartNanos = Long.MIN_VALUE; // the next window measures the new mode only
     if (predicted > rawBytesPerSecond * GAIN_REQUIRED) {

@@ -33,7 +33,8 @@ import org.slf4j.LoggerFactory;
 public final class SourceMigration {
   private static final Logger LOG = LoggerFactory.getLogger(SourceMigration.class);
   private static final long POLL_SLICE_NANOS = 10_000_000L;
-  private static final long FIRST_STEP_WAIT_NANOS = 500_000_000L;
+  /** Longer than the target's own wait (2 s), so its answer always arrives. */
+  private static final long FIRST_STEP_WAIT_NANOS = 3_000_000_000L;
   private static final long SAMPLE_NANOS_MIN = 5_000_000L;
   private static final long PROGRESS_EVERY_NANOS = 250_000_000L;
   /** Known-incompressible pages are retried after this many rounds (their content may have changed). */
@@ -183,6 +184,8 @@ public final class SourceMigration {
     if (!ack.getHelloAck().getAccepted()) {
       throw new MigrationFailure(MigrationPhase.ABORTED, "target refused: " + ack.getHelloAck().getReason());
     }
+    LOG.info("migration {}: target {} accepted after {} ms", migrationId, ack.getHelloAck().getTargetHost(),
+        (clock.nanoTime() - startNanos) / 1_000_000);
   }
 
   private void precopy() throws InterruptedException {

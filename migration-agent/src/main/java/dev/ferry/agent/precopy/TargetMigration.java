@@ -32,7 +32,8 @@ import org.slf4j.LoggerFactory;
 public final class TargetMigration {
   private static final Logger LOG = LoggerFactory.getLogger(TargetMigration.class);
   private static final long FIRST_STEP_POLL_NANOS = 1_000_000L;
-  private static final long FIRST_STEP_WAIT_NANOS = 50_000_000L;
+  /** How long the target watches for the first vCPU step; past it the downtime is reported as unknown. */
+  private static final long FIRST_STEP_WAIT_NANOS = 2_000_000_000L;
 
   /** The agent's side: admission (capacity, names) and the guest registry. Netty-free. */
   public interface Host {
@@ -204,24 +205,30 @@ public final class TargetMigration {
 
   private void onCommit() {
     requireState(State.READY, "Commit");
-    CompletableFuture<byte[]> memoryDigest = digest ? guest.startSnapshotDigest() : null;
+    Guest.PendingDigest memoryDigest = digest ? guest.beginSnapshotDigest() : null;
     guest.resume();
     state = State.RUNNING;
-    host.incomingCommitted(migrationId, guest, resumedFrom, memoryDigest);
+    host.incomingCommitted(migrationId, guest, resumedFrom, memoryDigest == null ? null : memoryDigest.result());
     LOG.info("migration {}: {} resumed here", migrationId, guest.name());
     sink.send(Control.newBuilder().setResumed(Resumed.newBuilder().setResumedNanos(guest.resumedNanos())).build());
     boolean steps = guest.spec().getWorkload().getDirtyRateBytesPerS() > 0;
-    reportFirstStep(steps ? clock.nanoTime() + FIRST_STEP_WAIT_NANOS : 0);
+    reportFirstStep(steps ? clock.nanoTime() + FIRST_STEP_WAIT_NANOS : 0, memoryDigest);
   }
 
-  /** Tells the source when the first vCPU step ran (bounded wait), so it can time the pause exactly. */
-  private void reportFirstStep(long waitUntilNanos) {
+  /**
+   * Tells the source when the first vCPU step ran, so it can time the pause exactly (bounded
+   * wait), then lets the digest, if any, start reading memory.
+   */
+  private void reportFirstStep(long waitUntilNanos, Guest.PendingDigest memoryDigest) {
     long first = guest.firstStepNanosAfterResume();
     if (first == 0 && waitUntilNanos != 0 && clock.nanoTime() < waitUntilNanos) {
-      sink.schedule(() -> reportFirstStep(waitUntilNanos), FIRST_STEP_POLL_NANOS);
+      sink.schedule(() -> reportFirstStep(waitUntilNanos, memoryDigest), FIRST_STEP_POLL_NANOS);
       return;
     }
     sink.send(Control.newBuilder().setFirstStep(FirstStep.newBuilder().setFirstStepNanos(first)).build());
+    if (memoryDigest != null) {
+      memoryDigest.start();
+    }
   }
 
   private void requireState(State expected, String what) {

@@ -710,4 +710,9 @@ class FramesTest {
     System.arraycopy(b, 0, both, a.length, b.length);
     return both;
   }
+
+  @org.junit.jupiter.api.AfterAll
+  static void noBufferLeaked() {
+    dev.ferry.agent.testing.LeakRecorder.assertNoLeaks();
+  }
 }

@@ -68,4 +68,9 @@ class NettyMigrationTest extends MigrationContractTest {
       ctx.write(msg, promise);
     }
   }
+
+  @org.junit.jupiter.api.AfterAll
+  static void noBufferLeaked() {
+    dev.ferry.agent.testing.LeakRecorder.assertNoLeaks();
+  }
 }
