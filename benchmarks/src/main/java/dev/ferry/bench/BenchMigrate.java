@@ -54,8 +54,10 @@ public final class BenchMigrate implements Callable<Integer> {
   @Option(names = "--max-downtime", defaultValue = "50", description = "Downtime budget in ms (default: ${DEFAULT-VALUE}).")
   int maxDowntime;
 
-  @Option(names = "--compression", defaultValue = "auto", description = "off, on or auto (default: ${DEFAULT-VALUE}).")
-  String compression;
+  @Option(names = "--compression", defaultValue = "auto", split = ",",
+      description = "off, on or auto (default: ${DEFAULT-VALUE}). A list (off,auto) alternates the modes run by run"
+          + " on the same agents and summarises each: a paired comparison on a noisy machine.")
+  List<String> compression;
 
   @Option(names = "--bandwidth", description = "Cap the link (stands in for a slower one), e.g. 100MiB/s.")
   String bandwidth;
@@ -68,6 +70,9 @@ public final class BenchMigrate implements Callable<Integer> {
 
   @Option(names = "--transport", defaultValue = "auto", description = "Agents' transport (default: ${DEFAULT-VALUE}).")
   String transport;
+
+  @Option(names = "--netty-baseline", description = "Also measure a bare Netty transfer (no Ferry work) each run.")
+  boolean nettyBaseline;
 
   @Option(names = "--json", description = "Print one JSON object per run instead of the table.")
   boolean json;
@@ -87,8 +92,8 @@ public final class BenchMigrate implements Callable<Integer> {
     MigrationPolicy policy;
     try {
       template = GuestCommand.spec("bench", memory, vcpus, dirtyRate, workingSet, 20, 80, content, 42);
-      MigrationPolicy.Builder b = MigrationPolicy.newBuilder().setMaxDowntimeMs(maxDowntime)
-          .setCompression(GuestCommand.compressionMode(compression)).setDigest(true);
+      compression.forEach(GuestCommand::compressionMode);
+      MigrationPolicy.Builder b = MigrationPolicy.newBuilder().setMaxDowntimeMs(maxDowntime).setDigest(true);
       if (bandwidth != null) {
         b.setBandwidthBytesPerS(Sizes.parseRate("--bandwidth", bandwidth));
       }
@@ -104,7 +109,9 @@ public final class BenchMigrate implements Callable<Integer> {
     try (AgentProcess a = AgentProcess.start("bench-a", dir.resolve("datastore"), dir.resolve("agent-a.log"), agentArgs);
         AgentProcess b = AgentProcess.start("bench-b", dir.resolve("datastore"), dir.resolve("agent-b.log"), agentArgs);
         NettyTransport client = NettyTransport.create(NettyTransport.Kind.NIO, 1, "bench-client");
-        TcpBaseline baseline = new TcpBaseline(template.getMemoryBytes())) {
+        TcpBaseline baseline = new TcpBaseline(template.getMemoryBytes());
+        NettyBaseline netty = nettyBaseline
+            ? new NettyBaseline(NettyTransport.Kind.parse(transport), template.getMemoryBytes()) : null) {
       AgentClient source = new AgentClient(client, a.address());
       AgentClient target = new AgentClient(client, b.address());
       if (!json) {
@@ -112,8 +119,10 @@ public final class BenchMigrate implements Callable<Integer> {
         out.println(header());
       }
       List<Json> results = new ArrayList<>();
-      for (int run = -warmup; run < runs; run++) {
-        Json result = runOnce(run, template, policy, source, target, b, baseline);
+      for (int run = -warmup; run < runs * compression.size(); run++) {
+        String mode = compression.get(Math.floorMod(run, compression.size()));
+        MigrationPolicy runPolicy = policy.toBuilder().setCompression(GuestCommand.compressionMode(mode)).build();
+        Json result = runOnce(run, mode, template, runPolicy, source, target, b, baseline, netty);
         if (run < 0) {
           continue;
         }
@@ -121,19 +130,23 @@ public final class BenchMigrate implements Callable<Integer> {
         out.println(json ? result.toString() : row(result));
       }
       if (!json) {
-        out.println(summary(results));
+        for (String mode : compression) {
+          List<Json> ofMode = results.stream().filter(r -> mode.equals(r.get("compression"))).toList();
+          out.println((compression.size() > 1 ? "compression " + mode + ": " : "") + summary(ofMode));
+        }
       }
       boolean allIdentical = results.stream().allMatch(r -> Boolean.TRUE.equals(r.get("memory_identical")));
       return allIdentical ? 0 : 1;
     }
   }
 
-  private Json runOnce(int run, GuestSpec template, MigrationPolicy policy, AgentClient source, AgentClient target,
-      AgentProcess targetProcess, TcpBaseline baseline) throws IOException {
+  private Json runOnce(int run, String mode, GuestSpec template, MigrationPolicy policy, AgentClient source,
+      AgentClient target, AgentProcess targetProcess, TcpBaseline baseline, NettyBaseline netty) throws IOException {
     String name = "bench-" + (run < 0 ? "warmup" + (-run) : String.valueOf(run));
     GuestSpec spec = template.toBuilder().setName(name).build();
     source.create(spec);
     double baselineRate = baseline.measure(spec.getMemoryBytes());
+    double nettyRate = netty == null ? 0 : netty.measure(spec.getMemoryBytes());
     MigrationReport report = source.migrate(name, targetProcess.address(), policy, p -> { });
     boolean completed = report.getPhase() == MigrationPhase.PHASE_COMPLETED;
     Boolean identical = null;
@@ -151,7 +164,7 @@ public final class BenchMigrate implements Callable<Integer> {
         .put("memory_bytes", spec.getMemoryBytes())
         .put("dirty_rate_bytes_per_s", spec.getWorkload().getDirtyRateBytesPerS())
         .put("content", content)
-        .put("compression", compression)
+        .put("compression", mode)
         .put("bandwidth_cap_bytes_per_s", policy.getBandwidthBytesPerS())
         .put("phase", report.getPhase().name().replace("PHASE_", "").toLowerCase(Locale.ROOT))
         .put("reason", report.getReason())
@@ -166,6 +179,7 @@ public final class BenchMigrate implements Callable<Integer> {
         .put("throttle_percent_max", report.getThrottlePercentMax())
         .put("throughput_bytes_per_s", Math.round(report.getGuestBytesSent() / Math.max(seconds, 1e-9)))
         .put("baseline_tcp_bytes_per_s", Math.round(baselineRate))
+        .put("baseline_netty_bytes_per_s", netty == null ? null : Math.round(nettyRate))
         .put("memory_identical", identical)
         .put("vcpu_continues_from_pause", sameStep);
   }
@@ -175,29 +189,46 @@ public final class BenchMigrate implements Callable<Integer> {
   }
 
   private static String header() {
-    return String.format(Locale.ROOT, "%4s %10s %10s %7s %6s %12s %12s %12s %7s %9s",
-        "run", "total ms", "downtime", "rounds", "lz4", "guest sent", "throughput", "tcp base", "ratio", "identical");
+    return String.format(Locale.ROOT, "%4s %5s %10s %10s %7s %7s %12s %12s %12s %7s %9s",
+        "run", "lz4?", "total ms", "downtime", "rounds", "lz4 pg", "guest sent", "throughput", "tcp base", "ratio",
+        "identical");
   }
 
   private static String row(Json r) {
     long throughput = (Long) r.get("throughput_bytes_per_s");
     long base = (Long) r.get("baseline_tcp_bytes_per_s");
     Object downtime = r.get("downtime_ms");
-    return String.format(Locale.ROOT, "%4d %10.1f %10s %7d %6d %12s %12s %12s %7.2f %9s",
-        (Integer) r.get("run"), (Double) r.get("total_ms"), downtime == null ? "-" : String.format(Locale.ROOT, "%.2f", (Double) downtime),
+    return String.format(Locale.ROOT, "%4d %5s %10.1f %10s %7d %7d %12s %12s %12s %7.2f %9s",
+        (Integer) r.get("run"), r.get("compression"), (Double) r.get("total_ms"), downtime == null ? "-" : String.format(Locale.ROOT, "%.2f", (Double) downtime),
         (Integer) r.get("rounds"), (Long) r.get("pages_lz4"), Sizes.formatBytes((Long) r.get("guest_bytes_sent")),
         Sizes.formatRate(throughput), Sizes.formatRate(base), throughput / (double) base,
         r.get("memory_identical") == null ? r.get("phase") : r.get("memory_identical"));
   }
 
   private static String summary(List<Json> results) {
+    String netty = "";
+    if (!results.isEmpty() && results.get(0).get("baseline_netty_bytes_per_s") != null) {
+      double[] nettyRatio = results.stream().mapToDouble(r -> (Long) r.get("baseline_netty_bytes_per_s")
+          / (double) (Long) r.get("baseline_tcp_bytes_per_s")).toArray();
+      double[] ferryVsNetty = results.stream().mapToDouble(r -> (Long) r.get("throughput_bytes_per_s")
+          / (double) (Long) r.get("baseline_netty_bytes_per_s")).toArray();
+      netty = String.format(Locale.ROOT, "%n        bare Netty/baseline %.2f, throughput/bare Netty %.2f",
+          median(nettyRatio), median(ferryVsNetty));
+    }
+    return summaryCore(results) + netty;
+  }
+
+  private static String summaryCore(List<Json> results) {
     double[] total = results.stream().mapToDouble(r -> (Double) r.get("total_ms")).toArray();
     double[] downtime = results.stream().filter(r -> r.get("downtime_ms") != null)
         .mapToDouble(r -> (Double) r.get("downtime_ms")).toArray();
     double[] ratio = results.stream().mapToDouble(r -> (Long) r.get("throughput_bytes_per_s")
         / (double) (Long) r.get("baseline_tcp_bytes_per_s")).toArray();
-    return String.format(Locale.ROOT, "median: total %.1f ms, downtime %s ms, throughput/baseline %.2f; identical in %d of %d runs",
-        median(total), downtime.length == 0 ? "-" : String.format(Locale.ROOT, "%.2f", median(downtime)), median(ratio),
+    double[] throughput = results.stream().mapToDouble(r -> (Long) r.get("throughput_bytes_per_s")).toArray();
+    return String.format(Locale.ROOT, "median: total %.1f ms, downtime %s ms, throughput %s, throughput/baseline %.2f;"
+        + " identical in %d of %d runs",
+        median(total), downtime.length == 0 ? "-" : String.format(Locale.ROOT, "%.2f", median(downtime)),
+        Sizes.formatRate((long) median(throughput)), median(ratio),
         results.stream().filter(r -> Boolean.TRUE.equals(r.get("memory_identical"))).count(), results.size());
   }
 

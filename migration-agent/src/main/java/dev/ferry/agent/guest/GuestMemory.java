@@ -149,19 +149,28 @@ public final class GuestMemory {
     src.position(at + PAGE_BYTES);
   }
 
-  /** Copies {@code src} (direct, position to limit) into {@code page} at {@code offset}; advances nothing. */
-  public void writeBytes(int page, int offset, ByteBuffer src) {
+  /**
+   * Copies {@code src} (position to limit) into {@code page} at {@code offset}; advances nothing.
+   * Returns true if {@code src} already was that place (nothing to copy).
+   */
+  public boolean writeBytes(int page, int offset, ByteBuffer src) {
     int length = src.remaining();
     if (offset < 0 || length < 0 || offset + length > PAGE_BYTES) {
       throw new IndexOutOfBoundsException(length + " bytes at offset " + offset + " do not fit a page");
     }
     beforeWrite(page);
     if (src.isDirect()) {
-      UNSAFE.copyMemory(directAddress(src) + src.position(), pageAddress(page) + offset, length);
+      long from = directAddress(src) + src.position();
+      long to = pageAddress(page) + offset;
+      if (from == to) {
+        return true; // the socket read the bytes straight into place
+      }
+      UNSAFE.copyMemory(from, to, length);
     } else {
       UNSAFE.copyMemory(src.array(), Unsafe.ARRAY_BYTE_BASE_OFFSET + src.arrayOffset() + src.position(), null,
           pageAddress(page) + offset, length);
     }
+    return false;
   }
 
   /**

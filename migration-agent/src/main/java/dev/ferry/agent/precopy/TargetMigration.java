@@ -80,6 +80,21 @@ public final class TargetMigration {
     return migrationId;
   }
 
+  /** True while pages may arrive (between an accepted Hello and the vCPU state). */
+  public boolean isReceiving() {
+    return state == State.RECEIVING;
+  }
+
+  /** The reader applying pages, while receiving (the transport may place raw pages itself). */
+  public PageStreamReader reader() {
+    return state == State.RECEIVING ? reader : null;
+  }
+
+  /** The incoming guest's memory, while receiving. */
+  public GuestMemory receivingMemory() {
+    return state == State.RECEIVING ? guest.memory() : null;
+  }
+
   /** True once the guest runs here (the link may then go away harmlessly). */
   public boolean isCommitted() {
     return state == State.RUNNING;
@@ -209,7 +224,9 @@ public final class TargetMigration {
     guest.resume();
     state = State.RUNNING;
     host.incomingCommitted(migrationId, guest, resumedFrom, memoryDigest == null ? null : memoryDigest.result());
-    LOG.info("migration {}: {} resumed here", migrationId, guest.name());
+    LOG.info("migration {}: {} resumed here ({} pages: {} raw, {} lz4, {} zero; {} of raw data read straight into"
+        + " guest memory)", migrationId, guest.name(), reader.pagesApplied(), reader.pagesRaw(), reader.pagesLz4(),
+        reader.pagesZero(), dev.ferry.agent.config.Sizes.formatBytes(reader.bytesPlaced()));
     sink.send(Control.newBuilder().setResumed(Resumed.newBuilder().setResumedNanos(guest.resumedNanos())).build());
     boolean steps = guest.spec().getWorkload().getDirtyRateBytesPerS() > 0;
     reportFirstStep(steps ? clock.nanoTime() + FIRST_STEP_WAIT_NANOS : 0, memoryDigest);

@@ -69,10 +69,11 @@ public final class AgentServer implements AutoCloseable {
         .childOption(ChannelOption.ALLOCATOR, transport.allocator())
         .childOption(ChannelOption.TCP_NODELAY, true)
         .childOption(ChannelOption.SO_KEEPALIVE, true)
-        .childOption(ChannelOption.RCVBUF_ALLOCATOR, RECEIVE_BUFFERS)
         .childHandler(new ChannelInitializer<Channel>() {
           @Override
           protected void initChannel(Channel ch) {
+            PlacementRecvAllocator placement = new PlacementRecvAllocator(RECEIVE_BUFFERS);
+            ch.config().setRecvByteBufAllocator(placement);
             ch.pipeline().addLast("first-message-timeout", new ReadTimeoutHandler(FIRST_MESSAGE_TIMEOUT_SECONDS));
             Frames.install(ch.pipeline());
             ch.pipeline().addLast("router", new Router());
@@ -95,6 +96,15 @@ public final class AgentServer implements AutoCloseable {
     if (serverChannel != null) {
       serverChannel.close().syncUninterruptibly();
     }
+  }
+
+  /**
+   * Placement needs a transport that asks for each read's buffer only after the previous read was
+   * decoded: epoll and NIO do, and so does io_uring without provided buffer rings (Netty's default,
+   * which the agent keeps). Off with -Dferry.placement=false.
+   */
+  private boolean placementSafe() {
+    return Boolean.parseBoolean(System.getProperty("ferry.placement", "true"));
   }
 
   /** Closes {@code channel} once {@code lastWrite} (if any) has reached the socket. */
@@ -172,6 +182,11 @@ public final class AgentServer implements AutoCloseable {
           migration.onPagesStart(start.bodyBytes());
         } else if (msg instanceof Control control) {
           migration.onControl(control);
+          if (control.getBodyCase() == Control.BodyCase.HELLO && migration.isReceiving() && placementSafe()
+              && context.channel().config().getRecvByteBufAllocator() instanceof PlacementRecvAllocator placement) {
+            placement.activate(context.pipeline().get(Frames.FrameDecoder.class), migration.reader(),
+                migration.receivingMemory(), migration::isReceiving);
+          }
         }
       } finally {
         ReferenceCountUtil.release(msg);

@@ -47,6 +47,16 @@ final class Frames {
     private int pageBytesLeft;
     private boolean failed;
 
+    /** Bytes of the current page frame still to come (0 when not inside one). */
+    int pageBytesLeft() {
+      return failed ? 0 : pageBytesLeft;
+    }
+
+    /** True between frames (the next bytes are a frame's length and kind). */
+    boolean atFrameStart() {
+      return !failed && pageBytesLeft == 0 && controlBytes < 0;
+    }
+
     @Override
     protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out) {
       if (failed) {

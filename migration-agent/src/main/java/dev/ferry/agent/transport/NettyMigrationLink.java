@@ -33,8 +33,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * (see {@link Pacer}); counters advance when bytes reach the socket.
  */
 public final class NettyMigrationLink implements SourceLink {
-  static final int WRITE_BUFFER_LOW_BYTES = Integer.getInteger("ferry.wb.low", 2 << 20);
-  static final int WRITE_BUFFER_HIGH_BYTES = Integer.getInteger("ferry.wb.high", 4 << 20);
+  static final int WRITE_BUFFER_LOW_BYTES = 2 << 20;
+  static final int WRITE_BUFFER_HIGH_BYTES = 4 << 20;
   private static final int INCOMING_CONTROL_MAX = 64;
   private static final long CLOSE_WAIT_MILLIS = 10_000;
 

@@ -45,6 +45,7 @@ public final class PageStreamReader {
   private long pagesZero;
   private long pagesRaw;
   private long pagesLz4;
+  private long bytesPlaced;
 
   public PageStreamReader(GuestMemory memory) {
     this.memory = memory;
@@ -178,7 +179,9 @@ public final class PageStreamReader {
     ByteBuffer piece = chunk.slice(chunk.position(), n);
     if (encoding[entry] == Wire.ENCODING_RAW) {
       pageCrc.update(piece.duplicate());
-      memory.writeBytes(page[entry], entryFill, piece);
+      if (memory.writeBytes(page[entry], entryFill, piece)) {
+        bytesPlaced += n;
+      }
     } else {
       compressed.put(piece);
     }
@@ -246,6 +249,36 @@ public final class PageStreamReader {
     }
   }
 
+  /**
+   * Where the next bytes of the current batch belong in guest memory, if they are raw pages: the
+   * byte offset and length of the run of consecutive raw pages from here (within one memory view),
+   * else -1. The transport may read those bytes from the socket straight into place.
+   */
+  public long placementOffset() {
+    if (state != State.PAYLOAD || entry >= count || encoding[entry] != Wire.ENCODING_RAW) {
+      return -1;
+    }
+    return ((long) page[entry] << GuestMemory.PAGE_SHIFT) + entryFill;
+  }
+
+  /** The length that goes with {@link #placementOffset()}. */
+  public int placementLength() {
+    if (placementOffset() < 0) {
+      return 0;
+    }
+    int length = GuestMemory.PAGE_BYTES - entryFill;
+    for (int j = entry + 1; j < count && encoding[j] == Wire.ENCODING_RAW && page[j] == page[j - 1] + 1
+        && !GuestMemory.isViewBoundary((long) page[j] << GuestMemory.PAGE_SHIFT); j++) {
+      length += GuestMemory.PAGE_BYTES;
+    }
+    return length;
+  }
+
+  /** Header bytes still to come before the payloads start (0 once they have). */
+  public int headerBytesMissing() {
+    return state == State.PAYLOAD ? 0 : headerNeed - headerFill;
+  }
+
   /** Pages whose last copy failed its checksum (must be 0 before the guest resumes). */
   public int suspectPages() {
     return suspectPages;
@@ -273,5 +306,10 @@ public final class PageStreamReader {
 
   public long pagesLz4() {
     return pagesLz4;
+  }
+
+  /** Raw page bytes the socket had already read into place (no copy here). */
+  public long bytesPlaced() {
+    return bytesPlaced;
   }
 }
