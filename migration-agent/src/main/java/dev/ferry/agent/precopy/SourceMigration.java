@@ -8,7 +8,9 @@ import dev.ferry.agent.guest.PageBitmap;
 import dev.ferry.agent.wire.PageBatchWriter;
 import dev.ferry.agent.wire.ProtocolException;
 import dev.ferry.agent.wire.Wire;
+import com.google.protobuf.ByteString;
 import dev.ferry.proto.Abort;
+import dev.ferry.proto.Auth;
 import dev.ferry.proto.Commit;
 import dev.ferry.proto.Control;
 import dev.ferry.proto.DeviceState;
@@ -53,6 +55,8 @@ public final class SourceMigration {
   private final Clock clock;
   private final Listener listener;
   private final MigrationFailpoints failpoints;
+  private final byte[] secret;
+  private final CutoverAuthority authority;
   private final GuestMemory memory;
   private final PageBatchWriter writer;
   private final CompressionGovernor governor;
@@ -87,6 +91,19 @@ public final class SourceMigration {
 
   public SourceMigration(String migrationId, String sourceHost, Guest guest, SourceLink link,
       MigrationSettings settings, Clock clock, Listener listener, MigrationFailpoints failpoints) {
+    this(migrationId, sourceHost, guest, link, settings, clock, listener, failpoints, null, CutoverAuthority.LOCAL);
+  }
+
+  /**
+   * @param secret the migration's secret both agents prove in the handshake (null: none, between
+   *     agents driven by hand)
+   * @param authority who makes the move permanent
+   */
+  public SourceMigration(String migrationId, String sourceHost, Guest guest, SourceLink link,
+      MigrationSettings settings, Clock clock, Listener listener, MigrationFailpoints failpoints, byte[] secret,
+      CutoverAuthority authority) {
+    this.secret = secret == null ? null : secret.clone();
+    this.authority = authority;
     this.migrationId = migrationId;
     this.sourceHost = sourceHost;
     this.guest = guest;
@@ -177,13 +194,26 @@ public final class SourceMigration {
   }
 
   private void handshake() throws InterruptedException {
+    byte[] nonce = MigrationSecrets.nonce();
     link.sendControl(Control.newBuilder().setHello(Hello.newBuilder()
         .setProtocolVersion(Wire.PROTOCOL_VERSION).setMigrationId(migrationId).setSourceHost(sourceHost)
-        .setGuest(guest.spec()).setPageSize(GuestMemory.PAGE_BYTES).setDigest(settings.digest())).build());
+        .setGuest(guest.spec()).setPageSize(GuestMemory.PAGE_BYTES).setDigest(settings.digest())
+        .setNonce(ByteString.copyFrom(nonce))).build());
     Control ack = awaitControl(Control.BodyCase.HELLO_ACK, "the target to accept the migration");
     if (!ack.getHelloAck().getAccepted()) {
       throw new MigrationFailure(MigrationPhase.ABORTED, "target refused: " + ack.getHelloAck().getReason());
     }
+    ByteString proof = ByteString.EMPTY;
+    if (secret != null) {
+      // Nothing of the guest leaves before the target has proved it is the one the cluster chose.
+      if (!MigrationSecrets.verify(secret, "target", migrationId, nonce, ack.getHelloAck().getProof().toByteArray())) {
+        throw new MigrationFailure(MigrationPhase.ABORTED, "the agent at the target address could not prove the"
+            + " migration's secret: not sending it the guest");
+      }
+      proof = ByteString.copyFrom(MigrationSecrets.proof(secret, "source", migrationId,
+          ack.getHelloAck().getNonce().toByteArray()));
+    }
+    link.sendControl(Control.newBuilder().setAuth(Auth.newBuilder().setProof(proof)).build());
     LOG.info("migration {}: target {} accepted after {} ms", migrationId, ack.getHelloAck().getTargetHost(),
         (clock.nanoTime() - startNanos) / 1_000_000);
   }
@@ -397,14 +427,49 @@ public final class SourceMigration {
   }
 
   private void commit(MigrationReport.Builder report) {
+    CutoverAuthority.Result decision;
+    try {
+      decision = authority.commit(migrationId);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      decision = CutoverAuthority.Result.unknown("interrupted during the commit");
+    } catch (RuntimeException e) {
+      LOG.error("migration {}: commit failed unexpectedly", migrationId, e);
+      decision = CutoverAuthority.Result.unknown("commit failed: " + e);
+    }
+    switch (decision.outcome()) {
+      case REFUSED -> {
+        // Nothing committed, and the record now says so for good: the guest may run here again.
+        refuseAfterCutover(report, decision.reason());
+        return;
+      }
+      case UNKNOWN -> {
+        phase = phase.moveTo(MigrationPhase.UNKNOWN);
+        report.setReason("commit outcome unknown (" + decision.reason() + "): the guest stays paused on "
+            + sourceHost + " until the outcome is read back");
+        LOG.error("migration {}: {}", migrationId, report.getReason());
+        return;
+      }
+      default -> { }
+    }
     Control resumed;
     try {
-      link.sendControl(Control.newBuilder().setCommit(Commit.newBuilder().setMigrationId(migrationId)).build());
+      link.sendControl(Control.newBuilder().setCommit(Commit.newBuilder().setMigrationId(migrationId)
+          .setEpoch(decision.epoch())).build());
       failpoints.hit(MigrationFailpoints.Point.AFTER_COMMIT_SENT);
       resumed = awaitControl(Control.BodyCase.RESUMED, "the target to resume the guest");
     } catch (LinkException | ProtocolException | MigrationFailure | InterruptedException e) {
       if (e instanceof InterruptedException) {
         Thread.currentThread().interrupt();
+      }
+      if (authority.authoritative()) {
+        // The record says the target owns the guest: it resumes from the record, not from us.
+        completedNanos = clock.nanoTime();
+        moveTo(MigrationPhase.COMPLETED);
+        LOG.warn("migration {}: committed; the target did not confirm ({}), it resumes from the record",
+            migrationId, describe(e));
+        digestIfAsked(report);
+        return;
       }
       phase = phase.moveTo(MigrationPhase.UNKNOWN);
       report.setReason("commit sent but not confirmed (" + describe(e) + "): the guest stays paused on "
@@ -416,14 +481,35 @@ public final class SourceMigration {
     moveTo(MigrationPhase.COMPLETED);
     report.setTargetFirstStepNanos(awaitFirstStep(resumed.getResumed().getResumedNanos()));
     LOG.info("migration {}: switchover: last step {} us before the pause; {} final pages sent in {} us; target ready"
-            + " after {} us; resumed after {} us; first step there after {} us", migrationId,
+            + " after {} us; committed and resumed after {} us; first step there after {} us", migrationId,
         (switchover[0] - report.getSourceLastStepNanos()) / 1000, report.getFinalPages(),
         (switchover[1] - switchover[0]) / 1000, (switchover[2] - switchover[1]) / 1000,
         (resumed.getResumed().getResumedNanos() - switchover[2]) / 1000,
         (report.getTargetFirstStepNanos() - resumed.getResumed().getResumedNanos()) / 1000);
+    digestIfAsked(report);
+  }
+
+  private void digestIfAsked(MigrationReport.Builder report) {
     if (settings.digest()) {
       report.setSourceDigest(com.google.protobuf.ByteString.copyFrom(MemoryDigest.of(memory)));
     }
+  }
+
+  /** The authority said no (say, a cancel won the race): back to the source, as before any commit. */
+  private void refuseAfterCutover(MigrationReport.Builder report, String reason) {
+    phase = phase.moveTo(MigrationPhase.ABORTED);
+    report.setReason(reason);
+    guest.setThrottlePercent(0);
+    if (paused) {
+      guest.resume();
+      paused = false;
+    }
+    try {
+      link.sendControl(Control.newBuilder().setAbort(Abort.newBuilder().setReason(reason)).build());
+    } catch (RuntimeException ignored) {
+      // the target frees its copy when the link drops anyway
+    }
+    LOG.warn("migration {} of {} aborted at the commit: {}", migrationId, guest.name(), reason);
   }
 
   /** The target's first vCPU step, for the downtime figure only: a lost answer costs nothing but precision. */

@@ -47,6 +47,28 @@ public final class TargetMigration {
 
     /** The guest now runs here, resumed from {@code resumedFrom}. */
     void incomingCommitted(String migrationId, Guest guest, GuestState resumedFrom, CompletableFuture<byte[]> digest);
+
+    /** The migration's secret the source must prove (null: none, between agents driven by hand). */
+    default byte[] migrationSecret(String migrationId) {
+      return null;
+    }
+
+    /**
+     * Whether the move the source announces is really committed, with the VM now at {@code epoch}
+     * and owned here. Outside a cluster the source's word is the commit.
+     */
+    default boolean confirmCommit(String migrationId, long epoch) {
+      return true;
+    }
+
+    /**
+     * The source went away while the guest waited for the commit. Return true to keep it paused
+     * while the host finds out how the commit went (it then calls {@link TargetMigration#resumeCommitted}
+     * or {@link TargetMigration#discard}); false frees it now.
+     */
+    default boolean keepUndecided(String migrationId, TargetMigration migration) {
+      return false;
+    }
   }
 
   /** Admission said no; the message goes back to the source. */
@@ -58,16 +80,19 @@ public final class TargetMigration {
     }
   }
 
-  private enum State { AWAIT_HELLO, RECEIVING, READY, RUNNING, FAILED }
+  private enum State { AWAIT_HELLO, AWAIT_AUTH, RECEIVING, READY, RUNNING, FAILED }
 
   private final Host host;
   private final ControlSink sink;
   private final Clock clock;
   private State state = State.AWAIT_HELLO;
+  private volatile boolean linkUp = true;
   private String migrationId = "?";
   private Guest guest;
   private PageStreamReader reader;
   private boolean digest;
+  private byte[] secret;
+  private byte[] nonce;
   private GuestState resumedFrom;
 
   public TargetMigration(Host host, ControlSink sink, Clock clock) {
@@ -100,13 +125,14 @@ public final class TargetMigration {
     return state == State.RUNNING;
   }
 
-  public void onControl(Control message) {
+  public synchronized void onControl(Control message) {
     try {
       switch (message.getBodyCase()) {
         case HELLO -> onHello(message.getHello());
+        case AUTH -> onAuth(message.getAuth().getProof().toByteArray());
         case ROUND_END -> onRoundEnd(message.getRoundEnd());
         case DEVICE_STATE -> onDeviceState(message);
-        case COMMIT -> onCommit();
+        case COMMIT -> onCommit(message.getCommit().getEpoch());
         case ABORT -> fail("source aborted: " + message.getAbort().getReason(), false);
         default -> throw new ProtocolException("unexpected " + message.getBodyCase() + " from the source");
       }
@@ -116,7 +142,7 @@ public final class TargetMigration {
   }
 
   /** A page batch of {@code bodyBytes} begins; its bytes follow through {@link #onPageBytes}. */
-  public void onPagesStart(int bodyBytes) {
+  public synchronized void onPagesStart(int bodyBytes) {
     try {
       requireState(State.RECEIVING, "page batch");
       reader.beginBatch(bodyBytes);
@@ -126,7 +152,7 @@ public final class TargetMigration {
   }
 
   /** The next bytes of the current page batch, in any chunking. */
-  public void onPageBytes(ByteBuffer chunk) {
+  public synchronized void onPageBytes(ByteBuffer chunk) {
     if (state != State.RECEIVING) {
       if (state == State.FAILED) {
         return; // the migration is over; the rest of the frame is dropped
@@ -142,13 +168,23 @@ public final class TargetMigration {
   }
 
   /** The transport could not decode what the source sent: abort, telling the source why. */
-  public void onProtocolError(String reason) {
+  public synchronized void onProtocolError(String reason) {
     fail(reason, true);
   }
 
-  /** The link dropped: before commit the guest is freed. */
-  public void onLinkLost(String reason) {
+  /**
+   * The link dropped. Before the guest is ready it is freed. Once ready (waiting for the commit)
+   * the source may have committed just before going away: the host may keep the guest paused
+   * until it has read the outcome back.
+   */
+  public synchronized void onLinkLost(String reason) {
+    linkUp = false;
     if (state == State.RUNNING || state == State.FAILED) {
+      return;
+    }
+    if (state == State.READY && host.keepUndecided(migrationId, this)) {
+      LOG.warn("migration {}: link to source lost ({}) while {} waited for the commit: keeping it paused until"
+          + " the outcome is known", migrationId, reason, guest.name());
       return;
     }
     fail("link to source lost: " + reason, false);
@@ -174,11 +210,27 @@ public final class TargetMigration {
     }
     reader = new PageStreamReader(guest.memory());
     digest = hello.getDigest();
-    state = State.RECEIVING;
+    secret = host.migrationSecret(migrationId);
+    nonce = MigrationSecrets.nonce();
+    state = State.AWAIT_AUTH;
     LOG.info("migration {}: receiving {} ({}) from {}", migrationId, hello.getGuest().getName(),
         dev.ferry.agent.config.Sizes.formatBytes(hello.getGuest().getMemoryBytes()), hello.getSourceHost());
-    sink.send(Control.newBuilder().setHelloAck(HelloAck.newBuilder().setAccepted(true)
-        .setProtocolVersion(Wire.PROTOCOL_VERSION).setTargetHost(host.hostId())).build());
+    HelloAck.Builder ack = HelloAck.newBuilder().setAccepted(true).setProtocolVersion(Wire.PROTOCOL_VERSION)
+        .setTargetHost(host.hostId()).setNonce(com.google.protobuf.ByteString.copyFrom(nonce));
+    if (secret != null) {
+      ack.setProof(com.google.protobuf.ByteString.copyFrom(
+          MigrationSecrets.proof(secret, "target", migrationId, hello.getNonce().toByteArray())));
+    }
+    sink.send(Control.newBuilder().setHelloAck(ack).build());
+  }
+
+  /** No page is taken before the source proved the migration's secret (when there is one). */
+  private void onAuth(byte[] proof) {
+    requireState(State.AWAIT_AUTH, "Auth");
+    if (secret != null && !MigrationSecrets.verify(secret, "source", migrationId, nonce, proof)) {
+      throw new ProtocolException("the source could not prove the migration's secret");
+    }
+    state = State.RECEIVING;
   }
 
   private void refuse(String reason) {
@@ -218,8 +270,24 @@ public final class TargetMigration {
     sink.send(Control.newBuilder().setReady(ReadyToResume.newBuilder().setPagesApplied(reader.pagesApplied())).build());
   }
 
-  private void onCommit() {
+  private void onCommit(long epoch) {
     requireState(State.READY, "Commit");
+    if (!host.confirmCommit(migrationId, epoch)) {
+      // The cluster does not show the move: resuming here could run the guest twice.
+      throw new ProtocolException("the source announced a commit at epoch " + epoch
+          + " that the cluster does not show");
+    }
+    resumeCommitted();
+  }
+
+  /**
+   * Resumes the guest here: the commit is known to stand (from the source's message, or read back
+   * by the host after the source went away).
+   */
+  public synchronized void resumeCommitted() {
+    if (state != State.READY) {
+      return;
+    }
     Guest.PendingDigest memoryDigest = digest ? guest.beginSnapshotDigest() : null;
     guest.resume();
     state = State.RUNNING;
@@ -227,9 +295,20 @@ public final class TargetMigration {
     LOG.info("migration {}: {} resumed here ({} pages: {} raw, {} lz4, {} zero; {} of raw data read straight into"
         + " guest memory)", migrationId, guest.name(), reader.pagesApplied(), reader.pagesRaw(), reader.pagesLz4(),
         reader.pagesZero(), dev.ferry.agent.config.Sizes.formatBytes(reader.bytesPlaced()));
-    sink.send(Control.newBuilder().setResumed(Resumed.newBuilder().setResumedNanos(guest.resumedNanos())).build());
-    boolean steps = guest.spec().getWorkload().getDirtyRateBytesPerS() > 0;
-    reportFirstStep(steps ? clock.nanoTime() + FIRST_STEP_WAIT_NANOS : 0, memoryDigest);
+    if (linkUp) {
+      sink.send(Control.newBuilder().setResumed(Resumed.newBuilder().setResumedNanos(guest.resumedNanos())).build());
+      boolean steps = guest.spec().getWorkload().getDirtyRateBytesPerS() > 0;
+      reportFirstStep(steps ? clock.nanoTime() + FIRST_STEP_WAIT_NANOS : 0, memoryDigest);
+    } else if (memoryDigest != null) {
+      memoryDigest.start();
+    }
+  }
+
+  /** The host learned that the commit did not happen: free the waiting guest. */
+  public synchronized void discard(String reason) {
+    if (state == State.READY) {
+      fail(reason, false);
+    }
   }
 
   /**

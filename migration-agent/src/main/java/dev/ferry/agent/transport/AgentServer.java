@@ -159,6 +159,7 @@ public final class AgentServer implements AutoCloseable {
   private final class TargetHandler extends ChannelInboundHandlerAdapter implements ControlSink {
     private ChannelHandlerContext ctx;
     private TargetMigration migration;
+    private boolean placing;
 
     @Override
     public void handlerAdded(ChannelHandlerContext context) {
@@ -182,8 +183,9 @@ public final class AgentServer implements AutoCloseable {
           migration.onPagesStart(start.bodyBytes());
         } else if (msg instanceof Control control) {
           migration.onControl(control);
-          if (control.getBodyCase() == Control.BodyCase.HELLO && migration.isReceiving() && placementSafe()
+          if (!placing && migration.isReceiving() && placementSafe()
               && context.channel().config().getRecvByteBufAllocator() instanceof PlacementRecvAllocator placement) {
+            placing = true;
             placement.activate(context.pipeline().get(Frames.FrameDecoder.class), migration.reader(),
                 migration.receivingMemory(), migration::isReceiving);
           }

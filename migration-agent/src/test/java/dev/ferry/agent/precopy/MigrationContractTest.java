@@ -100,6 +100,51 @@ public abstract class MigrationContractTest {
     assertTrue(report.getDowntimeNs() > 0, "downtime measured");
   }
 
+  private MigrationReport migrateWithSecrets(byte[] sourceSecret, byte[] targetSecret) {
+    connector = connector();
+    host = new RecordingHost(Clock.SYSTEM, false);
+    host.secret = targetSecret;
+    SourceLink link = connector.connect(source, host);
+    return new SourceMigration("m-secret", "source", source, link, MigrationSettings.defaults(), Clock.SYSTEM,
+        p -> { }, MigrationFailpoints.NONE, sourceSecret, CutoverAuthority.LOCAL).run();
+  }
+
+  @Test
+  void agentsThatShareTheMigrationSecretMigrate() {
+    source = Guest.boot(spec("trusted", 4L << 20), Clock.SYSTEM);
+    byte[] secret = MigrationSecrets.newSecret();
+    MigrationReport report = migrateWithSecrets(secret, secret.clone());
+    assertEquals(MigrationPhase.PHASE_COMPLETED, report.getPhase(), report.getReason());
+  }
+
+  @Test
+  void aTargetThatCannotProveTheSecretGetsNoPage() {
+    source = Guest.boot(spec("guarded", 4L << 20), Clock.SYSTEM);
+    MigrationReport report = migrateWithSecrets(MigrationSecrets.newSecret(), null);
+    assertEquals(MigrationPhase.PHASE_ABORTED, report.getPhase());
+    assertTrue(report.getReason().contains("could not prove the migration's secret"), report.getReason());
+    assertEquals(0, report.getGuestBytesSent(), "not one page left the source");
+    assertSourceRunsAlone();
+  }
+
+  @Test
+  void aSourceThatCannotProveTheSecretCannotPushPages() {
+    source = Guest.boot(spec("intruder", 4L << 20), Clock.SYSTEM);
+    MigrationReport report = migrateWithSecrets(null, MigrationSecrets.newSecret());
+    assertEquals(MigrationPhase.PHASE_ABORTED, report.getPhase());
+    assertTrue(report.getReason().contains("the source could not prove the migration's secret"), report.getReason());
+    assertSourceRunsAlone();
+  }
+
+  @Test
+  void aWrongSecretIsRefused() {
+    source = Guest.boot(spec("mismatch", 4L << 20), Clock.SYSTEM);
+    MigrationReport report = migrateWithSecrets(MigrationSecrets.newSecret(), MigrationSecrets.newSecret());
+    assertEquals(MigrationPhase.PHASE_ABORTED, report.getPhase());
+    assertTrue(report.getReason().contains("could not prove the migration's secret"), report.getReason());
+    assertSourceRunsAlone();
+  }
+
   @Test
   void cancelBeforeTheCommitLeavesTheGuestRunningOnTheSourceOnly() {
     source = Guest.boot(spec("cancelled", 16L << 20), Clock.SYSTEM);

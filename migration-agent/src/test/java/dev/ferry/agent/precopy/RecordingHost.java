@@ -14,6 +14,13 @@ public final class RecordingHost implements TargetMigration.Host {
   public CompletableFuture<byte[]> digest;
   public String failure;
   public boolean refuseNext;
+  /** What {@link #migrationSecret} answers (null: no authentication). */
+  public byte[] secret;
+
+  @Override
+  public byte[] migrationSecret(String migrationId) {
+    return secret;
+  }
 
   public RecordingHost(Clock clock, boolean manualGuests) {
     this.clock = clock;
