@@ -4,8 +4,10 @@ import dev.ferry.agent.clock.Clock;
 import dev.ferry.agent.config.Addresses;
 import dev.ferry.agent.config.InvalidConfigException;
 import dev.ferry.agent.config.Sizes;
+import dev.ferry.agent.cluster.ClusterMember;
 import dev.ferry.agent.guest.Guest;
 import dev.ferry.agent.guest.MemoryPool;
+import dev.ferry.agent.precopy.CutoverAuthority;
 import dev.ferry.agent.precopy.LinkException;
 import dev.ferry.agent.precopy.MigrationFailpoints;
 import dev.ferry.agent.precopy.MigrationSettings;
@@ -35,6 +37,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -43,7 +46,7 @@ import org.slf4j.LoggerFactory;
  * coordinator exists it takes admin requests directly (create, list, query, destroy, migrate,
  * cancel). Every request from outside is validated before anything changes.
  */
-public final class Agent implements AutoCloseable, TargetMigration.Host, AdminService {
+public final class Agent implements AutoCloseable, TargetMigration.Host, AdminService, ClusterMember.Local {
   private static final Logger LOG = LoggerFactory.getLogger(Agent.class);
   private static final int EVENT_LOOP_THREADS = 2;
   private static final long CONNECT_TIMEOUT_MILLIS = 5_000;
@@ -62,14 +65,32 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     }
   }
 
+  /** One outgoing migration: registered before its engine exists, so a cancel can never miss it. */
+  private static final class Outgoing {
+    final Thread thread;
+    volatile SourceMigration engine;
+    volatile String cancelReason;
+
+    Outgoing(Thread thread) {
+      this.thread = thread;
+    }
+
+    boolean cancel(String reason) {
+      cancelReason = reason;
+      SourceMigration e = engine;
+      return e == null || e.cancel(reason);
+    }
+  }
+
   private final AgentConfig config;
   private final Clock clock;
   private final Map<String, Entry> guests = new ConcurrentHashMap<>();
-  private final Map<String, SourceMigration> outgoing = new ConcurrentHashMap<>();
-  private final Map<String, Thread> engines = new ConcurrentHashMap<>();
+  private final Map<String, Outgoing> outgoing = new ConcurrentHashMap<>();
   private final AtomicInteger incoming = new AtomicInteger();
   private NettyTransport transport;
   private MemoryPool memoryPool = MemoryPool.NONE;
+  private ClusterMember member;
+  private final Map<String, byte[]> incomingSecrets = new ConcurrentHashMap<>();
   private AgentServer server;
   private InetSocketAddress boundAddress;
   private volatile boolean closing;
@@ -94,6 +115,14 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     LOG.info("agent {} listening on {} (transport {}, datastore {}, capacity {}, memory pool {})", config.hostId(),
         Addresses.format(boundAddress), transport.describe(), config.datastore(),
         Sizes.formatBytes(config.memoryCapacityBytes()), Sizes.formatBytes(config.memoryPoolBytes()));
+    if (config.zk() != null) {
+      try {
+        member = new ClusterMember(this, config.zk(), config.cpuModel(), config.cpuCores()).start();
+      } catch (Exception e) {
+        close();
+        throw new IllegalStateException("cannot join the cluster: " + e.getMessage(), e);
+      }
+    }
     return this;
   }
 
@@ -112,10 +141,6 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     } catch (com.google.protobuf.InvalidProtocolBufferException e) {
       throw new IllegalStateException("protocol self-test failed", e);
     }
-  }
-
-  public InetSocketAddress address() {
-    return boundAddress;
   }
 
   public String transportName() {
@@ -152,6 +177,10 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
         throw new TargetMigration.Refused("host " + hostId() + " already receives " + incoming.get()
             + " migrations (limit " + config.migrationsInMax() + ")");
       }
+      if (member != null) {
+        // Only a migration the cluster recorded, to this host, for this VM; its secret comes with it.
+        incomingSecrets.put(migrationId, member.checkIncoming(migrationId, spec).getSecret().toByteArray());
+      }
       admit(spec);
       Guest guest = Guest.incoming(spec, clock, memoryPool);
       guests.put(spec.getName(), new Entry(guest, "incoming"));
@@ -164,7 +193,23 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   }
 
   @Override
+  public byte[] migrationSecret(String migrationId) {
+    return member == null ? null : incomingSecrets.get(migrationId);
+  }
+
+  @Override
+  public boolean confirmCommit(String migrationId, long epoch) {
+    return member == null || member.confirmCommit(migrationId, epoch);
+  }
+
+  @Override
+  public boolean keepUndecided(String migrationId, TargetMigration migration) {
+    return member != null && member.keepUndecided(migrationId, migration);
+  }
+
+  @Override
   public void incomingFailed(String migrationId, Guest guest, String reason) {
+    incomingSecrets.remove(migrationId);
     incoming.decrementAndGet();
     guests.remove(guest.name());
     guest.destroy();
@@ -173,6 +218,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   @Override
   public void incomingCommitted(String migrationId, Guest guest, dev.ferry.proto.GuestState resumedFrom,
       CompletableFuture<byte[]> digest) {
+    incomingSecrets.remove(migrationId);
     incoming.decrementAndGet();
     Entry entry = guests.get(guest.name());
     if (entry != null) {
@@ -187,6 +233,11 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   @Override
   public void handle(AgentRequest request, ReplySink replies) {
     try {
+      if (member != null && request.getBodyCase() != AgentRequest.BodyCase.LIST
+          && request.getBodyCase() != AgentRequest.BodyCase.QUERY) {
+        throw new IllegalStateException("host " + hostId() + " is managed by the cluster's coordinator:"
+            + " use ferry vm / ferry migrate (only listing and status are answered here)");
+      }
       switch (request.getBodyCase()) {
         case CREATE_GUEST -> replies.send(status(create(request.getCreateGuest().getSpec())));
         case LIST -> replies.send(list());
@@ -242,7 +293,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   }
 
   private AgentReply cancel(String migrationId) {
-    SourceMigration migration = outgoing.get(migrationId);
+    Outgoing migration = outgoing.get(migrationId);
     if (migration == null) {
       throw new IllegalStateException("host " + hostId() + " runs no outgoing migration " + migrationId);
     }
@@ -257,11 +308,26 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     InetSocketAddress target = Addresses.parse("target_address", request.getTargetAddress());
     String id = request.getMigrationId().isEmpty() ? "m-" + UUID.randomUUID().toString().substring(0, 8)
         : request.getMigrationId();
+    startOutgoing(id, request.getGuest(), target, settings, null, CutoverAuthority.LOCAL,
+        progress -> replies.send(AgentReply.newBuilder().setProgress(progress).build()),
+        report -> {
+          replies.send(AgentReply.newBuilder().setReport(report).build());
+          replies.end();
+        });
+  }
+
+  /**
+   * Starts the source side of migration {@code id} of guest {@code name} on its own thread; the
+   * report goes to {@code done}. Throws if the guest cannot leave now (not running, limit reached).
+   */
+  private void startOutgoing(String id, String name, InetSocketAddress target, MigrationSettings settings,
+      byte[] secret, CutoverAuthority authority, SourceMigration.Listener progress, Consumer<MigrationReport> done) {
     Entry entry;
+    Outgoing handle;
     synchronized (this) {
-      entry = require(request.getGuest());
+      entry = require(name);
       if (!entry.state.equals("running")) {
-        throw new IllegalStateException("guest " + request.getGuest() + " is " + entry.state + ", not running");
+        throw new IllegalStateException("guest " + name + " is " + entry.state + ", not running");
       }
       if (outgoing.size() >= config.migrationsOutMax()) {
         throw new IllegalStateException("host " + hostId() + " already sends " + outgoing.size()
@@ -271,23 +337,28 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
         throw new IllegalStateException("a migration named " + id + " already runs");
       }
       entry.state = "migrating-out";
+      Thread thread = new Thread(() -> runMigration(id, entry, target, settings, secret, authority, progress, done),
+          "migrate-" + id);
+      thread.setDaemon(true);
+      handle = new Outgoing(thread);
+      outgoing.put(id, handle);
     }
-    Thread engine = new Thread(() -> runMigration(id, entry, target, settings, replies), "migrate-" + id);
-    engine.setDaemon(true);
-    engines.put(id, engine);
-    engine.start();
+    handle.thread.start();
   }
 
   private void runMigration(String id, Entry entry, InetSocketAddress target, MigrationSettings settings,
-      ReplySink replies) {
+      byte[] secret, CutoverAuthority authority, SourceMigration.Listener progress, Consumer<MigrationReport> done) {
     MigrationReport report;
+    Outgoing handle = outgoing.get(id);
     try {
       NettyMigrationLink link = NettyMigrationLink.connect(transport, target, entry.guest.memory(),
-          settings.bandwidthBytesPerSecond(),
-          CONNECT_TIMEOUT_MILLIS);
-      SourceMigration migration = new SourceMigration(id, hostId(), entry.guest, link, settings, clock,
-          progress -> replies.send(AgentReply.newBuilder().setProgress(progress).build()), MigrationFailpoints.NONE);
-      outgoing.put(id, migration);
+          settings.bandwidthBytesPerSecond(), CONNECT_TIMEOUT_MILLIS);
+      SourceMigration migration = new SourceMigration(id, hostId(), entry.guest, link, settings, clock, progress,
+          MigrationFailpoints.NONE, secret, authority);
+      handle.engine = migration;
+      if (handle.cancelReason != null) {
+        migration.cancel(handle.cancelReason);
+      }
       LOG.info("migration {}: sending {} to {}", id, entry.guest.name(), Addresses.format(target));
       report = migration.run();
     } catch (LinkException e) {
@@ -299,11 +370,9 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
           .setReason("could not start: " + e).build();
     } finally {
       outgoing.remove(id);
-      engines.remove(id);
     }
     settle(entry, report);
-    replies.send(AgentReply.newBuilder().setReport(report).build());
-    replies.end();
+    done.accept(report);
   }
 
   /** After an outgoing migration: free the guest if it left, keep it otherwise. */
@@ -354,6 +423,73 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     return AgentReply.newBuilder().setError(Error.newBuilder().setMessage(message)).build();
   }
 
+  // --- Cluster membership (ClusterMember.Local) ------------------------------------------------
+
+  @Override
+  public InetSocketAddress address() {
+    return boundAddress;
+  }
+
+  @Override
+  public long memoryCapacityBytes() {
+    return config.memoryCapacityBytes();
+  }
+
+  @Override
+  public Map<String, String> guestStates() {
+    Map<String, String> states = new java.util.TreeMap<>();
+    guests.forEach((name, entry) -> states.put(name, entry.state));
+    return states;
+  }
+
+  @Override
+  public long guestMemoryBytes() {
+    return guests.values().stream().filter(e -> e.guest != null).mapToLong(e -> e.guest.spec().getMemoryBytes()).sum();
+  }
+
+  @Override
+  public void bootGuest(GuestSpec spec) {
+    create(spec);
+  }
+
+  @Override
+  public void destroyGuest(String name, String why) {
+    Entry entry = guests.get(name);
+    if (entry == null || entry.guest == null || entry.state.equals("migrating-out") || entry.state.equals("incoming")) {
+      return;
+    }
+    guests.remove(name);
+    entry.guest.destroy();
+    LOG.info("guest {} stopped on {}: {}", name, hostId(), why);
+  }
+
+  @Override
+  public boolean startOutgoing(dev.ferry.proto.MigrationRecord m, InetSocketAddress target, CutoverAuthority authority,
+      SourceMigration.Listener progress, Consumer<MigrationReport> done) {
+    try {
+      startOutgoing(m.getId(), m.getVm(), target, MigrationSettings.from(m.getPolicy()), m.getSecret().toByteArray(),
+          authority, progress, done);
+      return true;
+    } catch (IllegalStateException | InvalidConfigException e) {
+      done.accept(MigrationReport.newBuilder().setMigrationId(m.getId()).setPhase(MigrationPhase.PHASE_ABORTED)
+          .setReason("source " + hostId() + " cannot start it: " + e.getMessage()).build());
+      return false;
+    }
+  }
+
+  @Override
+  public void cancelOutgoing(String migrationId, String reason) {
+    Outgoing m = outgoing.get(migrationId);
+    if (m != null) {
+      m.cancel(reason);
+    }
+  }
+
+  @Override
+  public java.util.Set<String> outgoingMigrations() {
+    return java.util.Set.copyOf(outgoing.keySet());
+  }
+
   // --- Shutdown ------------------------------------------------------------------------------
 
   /** Stops listening, cancels outgoing migrations (their guests resume here), then frees every guest. */
@@ -364,14 +500,17 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     }
     closing = true;
     LOG.info("agent {} shutting down", hostId());
+    if (member != null) {
+      member.close(); // leave the cluster first: the coordinator sees the host go
+    }
     if (server != null) {
       server.close();
     }
     outgoing.values().forEach(m -> m.cancel("agent " + hostId() + " is shutting down"));
     long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(SHUTDOWN_WAIT_MILLIS);
-    for (Thread engine : engines.values()) {
+    for (Outgoing m : new java.util.ArrayList<>(outgoing.values())) {
       try {
-        engine.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())));
+        m.thread.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())));
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         break;

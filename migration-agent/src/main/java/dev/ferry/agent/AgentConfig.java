@@ -21,6 +21,9 @@ import java.util.regex.Pattern;
  * @param migrationsInMax concurrent incoming migrations
  * @param memoryPoolBytes memory of departed guests kept, zeroed, for the next ones (0: none)
  * @param allocator Netty's buffer allocator
+ * @param zk the cluster's ZooKeeper (null: a stand-alone agent driven by hand)
+ * @param cpuModel what this host reports as its CPU model (migrations check compatibility)
+ * @param cpuCores the cores it reports
  */
 public record AgentConfig(
     String hostId,
@@ -31,7 +34,10 @@ public record AgentConfig(
     int migrationsOutMax,
     int migrationsInMax,
     long memoryPoolBytes,
-    NettyTransport.Allocator allocator) {
+    NettyTransport.Allocator allocator,
+    dev.ferry.agent.cluster.ZkSettings zk,
+    String cpuModel,
+    int cpuCores) {
 
   private static final Pattern HOST_ID = Pattern.compile("[a-z0-9][a-z0-9-]{0,62}");
   public static final int MIGRATIONS_PER_DIRECTION_DEFAULT = 2;
@@ -57,13 +63,38 @@ public record AgentConfig(
     if (allocator == null) {
       throw new InvalidConfigException("netty-allocator", "missing");
     }
+    if (cpuModel == null || cpuModel.isBlank() || cpuModel.length() > 200) {
+      throw new InvalidConfigException("cpu-model", "must be 1-200 characters");
+    }
+    InvalidConfigException.requireRange("cores", cpuCores, 1, 4096);
   }
 
   /** A config with the defaults for pool and allocator. */
   public static AgentConfig of(String hostId, InetSocketAddress listen, Path datastore, NettyTransport.Kind transport,
       long memoryCapacityBytes, int migrationsOutMax, int migrationsInMax) {
     return new AgentConfig(hostId, listen, datastore, transport, memoryCapacityBytes, migrationsOutMax,
-        migrationsInMax, defaultMemoryPoolBytes(memoryCapacityBytes), NettyTransport.Allocator.POOLED);
+        migrationsInMax, defaultMemoryPoolBytes(memoryCapacityBytes), NettyTransport.Allocator.POOLED, null,
+        defaultCpuModel(), Runtime.getRuntime().availableProcessors());
+  }
+
+  /** This config joined to a cluster. */
+  public AgentConfig withZk(dev.ferry.agent.cluster.ZkSettings settings) {
+    return new AgentConfig(hostId, listen, datastore, transport, memoryCapacityBytes, migrationsOutMax,
+        migrationsInMax, memoryPoolBytes, allocator, settings, cpuModel, cpuCores);
+  }
+
+  /** The "model name" line of /proc/cpuinfo, or the JVM's architecture. */
+  public static String defaultCpuModel() {
+    try {
+      for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+        if (line.startsWith("model name")) {
+          return line.substring(line.indexOf(':') + 1).trim();
+        }
+      }
+    } catch (java.io.IOException | RuntimeException ignored) {
+      // not Linux, or not readable: fall back
+    }
+    return System.getProperty("os.arch", "unknown");
   }
 
   /** A quarter of the capacity, at most 8 GiB. */

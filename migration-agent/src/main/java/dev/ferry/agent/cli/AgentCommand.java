@@ -62,6 +62,24 @@ public final class AgentCommand implements Callable<Integer> {
       description = "pooled or adaptive (default: ${DEFAULT-VALUE}).", defaultValue = "pooled")
   String nettyAllocator;
 
+  @Option(names = "--zk", paramLabel = "HOST:PORT[,...]",
+      description = "Join the cluster at this ZooKeeper ensemble (without it the agent stands alone).")
+  String zk;
+
+  @Option(names = "--zk-credentials-file", paramLabel = "FILE",
+      description = "user:password of the cluster's ZooKeeper ACL (required with --zk).")
+  String zkCredentialsFile;
+
+  @Option(names = "--zk-session-timeout-ms", paramLabel = "MS",
+      description = "ZooKeeper session timeout (default: ${DEFAULT-VALUE}).", defaultValue = "10000")
+  String zkSessionTimeout;
+
+  @Option(names = "--cpu-model", paramLabel = "TEXT", description = "CPU model to report (default: from /proc/cpuinfo).")
+  String cpuModel;
+
+  @Option(names = "--cores", paramLabel = "N", description = "Cores to report (default: this machine's).")
+  String cores;
+
   @Option(names = "--migrations-out-max", paramLabel = "N",
       description = "Concurrent outgoing migrations (default: ${DEFAULT-VALUE}).", defaultValue = "2")
   String migrationsOutMax;
@@ -117,9 +135,20 @@ public final class AgentCommand implements Callable<Integer> {
         : Sizes.parseBytes("memory-capacity", memoryCapacity);
     long pool = memoryPool == null ? AgentConfig.defaultMemoryPoolBytes(capacity)
         : Sizes.parseBytes("memory-pool", memoryPool);
+    dev.ferry.agent.cluster.ZkSettings zkSettings = null;
+    if (zk != null) {
+      if (zkCredentialsFile == null) {
+        throw new InvalidConfigException("zk-credentials-file", "required with --zk");
+      }
+      zkSettings = new dev.ferry.agent.cluster.ZkSettings(zk,
+          dev.ferry.agent.cluster.ZkSettings.readCredentials(Path.of(zkCredentialsFile)),
+          parseInt("zk-session-timeout-ms", zkSessionTimeout));
+    }
     return new AgentConfig(hostId, Addresses.parse("listen", listen), Path.of(datastore),
         NettyTransport.Kind.parse(transport), capacity, parseInt("migrations-out-max", migrationsOutMax),
-        parseInt("migrations-in-max", migrationsInMax), pool, NettyTransport.Allocator.parse(nettyAllocator));
+        parseInt("migrations-in-max", migrationsInMax), pool, NettyTransport.Allocator.parse(nettyAllocator),
+        zkSettings, cpuModel != null ? cpuModel : AgentConfig.defaultCpuModel(),
+        cores != null ? parseInt("cores", cores) : Runtime.getRuntime().availableProcessors());
   }
 
   static int parseInt(String field, String text) {

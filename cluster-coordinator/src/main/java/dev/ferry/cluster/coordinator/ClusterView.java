@@ -1,0 +1,60 @@
+package dev.ferry.cluster.coordinator;
+
+import dev.ferry.proto.HostInventory;
+import dev.ferry.proto.HostRecord;
+import dev.ferry.proto.MigrationRecord;
+import dev.ferry.proto.MigrationState;
+import dev.ferry.proto.VmRecord;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.stream.Collectors;
+
+/**
+ * One consistent-enough snapshot of the cluster's records, as the coordinator's caches hold
+ * them: live hosts (their ephemeral nodes), every host ever seen, VMs and migrations. Pure data;
+ * the planning functions take it as input.
+ */
+public record ClusterView(Map<String, HostRecord> liveHosts, Map<String, HostInventory> inventory,
+    Map<String, VmRecord> vms, Map<String, MigrationRecord> migrations, long nowMillis) {
+
+  public boolean isUp(String hostId) {
+    return liveHosts.containsKey(hostId);
+  }
+
+  public Optional<VmRecord> vm(String name) {
+    return Optional.ofNullable(vms.get(name));
+  }
+
+  public static boolean isActive(MigrationRecord m) {
+    return m.getState() == MigrationState.MIGRATION_QUEUED || m.getState() == MigrationState.MIGRATION_RUNNING
+        || m.getState() == MigrationState.MIGRATION_UNKNOWN;
+  }
+
+  public List<MigrationRecord> running() {
+    return migrations.values().stream().filter(m -> m.getState() == MigrationState.MIGRATION_RUNNING).toList();
+  }
+
+  /**
+   * Memory promised on {@code hostId}: the VMs it owns, plus those on their way to it (their
+   * room is reserved from the moment the migration is accepted).
+   */
+  public long memoryCommittedBytes(String hostId) {
+    long owned = vms.values().stream().filter(v -> v.getOwnerHost().equals(hostId))
+        .mapToLong(v -> v.getSpec().getMemoryBytes()).sum();
+    long incoming = migrations.values().stream()
+        .filter(m -> isActive(m) && m.getTargetHost().equals(hostId) && m.getCommitOpId().isEmpty())
+        .mapToLong(m -> vms.containsKey(m.getVm()) ? vms.get(m.getVm()).getSpec().getMemoryBytes() : 0).sum();
+    return owned + incoming;
+  }
+
+  public long memoryFreeBytes(String hostId) {
+    HostRecord h = liveHosts.get(hostId);
+    return h == null ? 0 : Math.max(0, h.getMemoryBytes() - memoryCommittedBytes(hostId));
+  }
+
+  public List<String> vmsOn(String hostId) {
+    return vms.values().stream().filter(v -> v.getOwnerHost().equals(hostId)).map(v -> v.getSpec().getName())
+        .sorted().collect(Collectors.toList());
+  }
+}

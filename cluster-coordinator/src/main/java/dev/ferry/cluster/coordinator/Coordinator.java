@@ -1,0 +1,439 @@
+package dev.ferry.cluster.coordinator;
+
+import dev.ferry.agent.cluster.RecordException;
+import dev.ferry.agent.cluster.Records;
+import dev.ferry.agent.cluster.ZkClients;
+import dev.ferry.agent.cluster.ZkPaths;
+import dev.ferry.agent.cluster.ZkSettings;
+import dev.ferry.agent.precopy.MigrationSecrets;
+import dev.ferry.agent.precopy.MigrationSettings;
+import dev.ferry.proto.CoordinatorEpoch;
+import dev.ferry.proto.HostInventory;
+import dev.ferry.proto.HostRecord;
+import dev.ferry.proto.MigrationRecord;
+import dev.ferry.proto.MigrationState;
+import dev.ferry.proto.VmRecord;
+import com.google.protobuf.ByteString;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BiFunction;
+import java.util.function.UnaryOperator;
+import org.apache.curator.framework.CuratorFramework;
+import org.apache.curator.framework.api.transaction.CuratorOp;
+import org.apache.curator.framework.recipes.cache.CuratorCache;
+import org.apache.zookeeper.KeeperException;
+import org.apache.zookeeper.data.Stat;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The cluster's coordinator: one leads (a Curator leader latch), the others stand by. The leader
+ * keeps the records true — admits queued migrations under the concurrency limits, aborts those
+ * whose source went away, clears finished ones, marks hosts up and down — and serves the
+ * operator API; every write it makes is fenced by its epoch ({@link Leadership}). Agents do the
+ * moving; the coordinator never touches a guest.
+ */
+public final class Coordinator implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(Coordinator.class);
+  private static final long RECONCILE_EVERY_MILLIS = 500;
+  private static final int WRITE_ATTEMPTS_MAX = 8;
+
+  private final String id;
+  private final ZkSettings zkSettings;
+  private final Planner.Limits limits;
+  private final String apiUrl;
+  private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor(r -> {
+    Thread t = new Thread(r, "coordinator");
+    t.setDaemon(true);
+    return t;
+  });
+  private CuratorFramework zk;
+  private Leadership leadership;
+  private CuratorCache hosts;
+  private CuratorCache inventory;
+  private CuratorCache vms;
+  private CuratorCache migrations;
+  private CuratorCache coordinatorNodes;
+  private volatile boolean closed;
+
+  public Coordinator(String id, ZkSettings zkSettings, Planner.Limits limits, String apiUrl) {
+    this.id = id;
+    this.zkSettings = zkSettings;
+    this.limits = limits;
+    this.apiUrl = apiUrl;
+  }
+
+  public Coordinator start() throws Exception {
+    zk = ZkClients.start(zkSettings);
+    if (!zk.blockUntilConnected(30, TimeUnit.SECONDS)) {
+      zk.close();
+      throw new IllegalStateException("cannot reach ZooKeeper at " + zkSettings.connect() + " within 30 s");
+    }
+    for (String path : List.of(ZkPaths.HOSTS, ZkPaths.INVENTORY, ZkPaths.VMS, ZkPaths.MIGRATIONS, ZkPaths.COORDINATOR)) {
+      try {
+        zk.create().creatingParentsIfNeeded().forPath(path);
+      } catch (KeeperException.NodeExistsException ignored) {
+        // already there
+      }
+    }
+    hosts = cache(ZkPaths.HOSTS);
+    inventory = cache(ZkPaths.INVENTORY);
+    vms = cache(ZkPaths.VMS);
+    migrations = cache(ZkPaths.MIGRATIONS);
+    coordinatorNodes = cache(ZkPaths.COORDINATOR);
+    leadership = new Leadership(zk, id, apiUrl, this::wake);
+    leadership.start();
+    loop.scheduleWithFixedDelay(this::reconcileSafely, RECONCILE_EVERY_MILLIS, RECONCILE_EVERY_MILLIS,
+        TimeUnit.MILLISECONDS);
+    LOG.info("coordinator {} started (ZooKeeper {}, limits {}/{}/{}, API {})", id, zkSettings.connect(),
+        limits.outPerHost(), limits.inPerHost(), limits.cluster(), apiUrl);
+    return this;
+  }
+
+  private CuratorCache cache(String path) {
+    CuratorCache cache = CuratorCache.build(zk, path);
+    cache.listenable().addListener((type, before, after) -> wake());
+    cache.start();
+    return cache;
+  }
+
+  private void wake() {
+    if (!closed) {
+      loop.execute(this::reconcileSafely);
+    }
+  }
+
+  public String id() {
+    return id;
+  }
+
+  public boolean leading() {
+    return leadership != null && leadership.leading();
+  }
+
+  /** Where the current leader serves the API (from the epoch record), or empty. */
+  public String leaderUrl() {
+    return coordinatorNodes.get(ZkPaths.COORDINATOR_EPOCH)
+        .map(d -> {
+          try {
+            CoordinatorEpoch e = Records.epoch(d.getPath(), d.getData());
+            return e.getApiUrl();
+          } catch (RecordException ex) {
+            return "";
+          }
+        }).orElse("");
+  }
+
+  public long epoch() {
+    return leadership.epoch();
+  }
+
+  /** The records as the caches hold them now. */
+  public ClusterView view() {
+    return new ClusterView(read(hosts, ZkPaths.HOSTS, Records::host, HostRecord::getHostId),
+        read(inventory, ZkPaths.INVENTORY, Records::inventory, HostInventory::getHostId),
+        read(vms, ZkPaths.VMS, Records::vm, v -> v.getSpec().getName()),
+        read(migrations, ZkPaths.MIGRATIONS, Records::migration, MigrationRecord::getId),
+        System.currentTimeMillis());
+  }
+
+  private <T> Map<String, T> read(CuratorCache cache, String parent, BiFunction<String, byte[], T> parse,
+      java.util.function.Function<T, String> key) {
+    Map<String, T> out = new HashMap<>();
+    cache.stream().filter(d -> !d.getPath().equals(parent) && d.getData() != null && d.getData().length > 0)
+        .forEach(d -> {
+          try {
+            T record = parse.apply(d.getPath(), d.getData());
+            out.put(key.apply(record), record);
+          } catch (RecordException e) {
+            LOG.warn("coordinator {}: ignoring {}", id, e.getMessage());
+          }
+        });
+    return out;
+  }
+
+  // --- The leader's round ----------------------------------------------------------------------
+
+  private void reconcileSafely() {
+    try {
+      if (!closed && leadership.leading()) {
+        reconcile();
+      }
+    } catch (Leadership.DeposedException e) {
+      LOG.warn(e.getMessage());
+    } catch (Exception e) {
+      LOG.warn("coordinator {}: round failed: {}", id, e.toString());
+    }
+  }
+
+  private void reconcile() throws Exception {
+    for (Planner.Action action : Planner.plan(view(), limits)) {
+      apply(action);
+    }
+  }
+
+  private void apply(Planner.Action action) throws Exception {
+    long now = System.currentTimeMillis();
+    if (action instanceof Planner.Admit a) {
+      if (updateMigration(a.migrationId(), m -> m.getState() == MigrationState.MIGRATION_QUEUED
+          ? m.toBuilder().setState(MigrationState.MIGRATION_RUNNING).setStartedMs(now).build() : m)) {
+        LOG.info("migration {} admitted", a.migrationId());
+      }
+    } else if (action instanceof Planner.Abort a) {
+      updateMigration(a.migrationId(), m -> ClusterView.isActive(m) && m.getCommitOpId().isEmpty()
+          ? m.toBuilder().setState(MigrationState.MIGRATION_ABORTED).setReason(a.reason()).setEndedMs(now).build() : m);
+    } else if (action instanceof Planner.Cancel c) {
+      updateMigration(c.migrationId(), m -> m.getState() == MigrationState.MIGRATION_QUEUED
+          ? m.toBuilder().setState(MigrationState.MIGRATION_CANCELLED).setReason("cancelled by the operator")
+              .setEndedMs(now).build() : m);
+    } else if (action instanceof Planner.Complete c) {
+      updateMigration(c.migrationId(), m -> !m.getCommitOpId().isEmpty()
+          && m.getState() != MigrationState.MIGRATION_COMPLETED
+          ? m.toBuilder().setState(MigrationState.MIGRATION_COMPLETED).setReason(c.reason()).setEndedMs(now).build() : m);
+    } else if (action instanceof Planner.ClearVmMigration c) {
+      updateVm(c.vm(), v -> v.getCurrentMigration().equals(c.migrationId())
+          ? v.toBuilder().setCurrentMigration("").build() : v);
+    } else if (action instanceof Planner.MarkHost h) {
+      markHost(h.hostId(), h.up(), now);
+    }
+  }
+
+  private void markHost(String hostId, boolean up, long now) throws Exception {
+    String path = ZkPaths.inventory(hostId);
+    HostInventory.Builder record = HostInventory.newBuilder().setFormatVersion(Records.FORMAT).setHostId(hostId)
+        .setUp(up).setLastSeenMs(now).setDownSinceMs(up ? 0 : now);
+    Stat stat = zk.checkExists().forPath(path);
+    if (stat == null) {
+      leadership.write(List.of(zk.transactionOp().create().forPath(path, Records.bytes(record.build()))));
+    } else {
+      leadership.write(List.of(zk.transactionOp().setData().withVersion(stat.getVersion())
+          .forPath(path, Records.bytes(record.build()))));
+    }
+    if (up) {
+      LOG.info("host {} is up", hostId);
+    } else {
+      LOG.warn("host {} is down (its VMs stay where they are until HA decides)", hostId);
+    }
+  }
+
+  // --- Operator requests (the leader only) ----------------------------------------------------
+
+  /** Why a request cannot be served: the message goes to the operator as it is. */
+  public static final class Refused extends Exception {
+    private static final long serialVersionUID = 1L;
+    private final int status;
+
+    public Refused(int status, String message) {
+      super(message);
+      this.status = status;
+    }
+
+    public int status() {
+      return status;
+    }
+  }
+
+  private void requireLeader() throws Refused {
+    if (!leadership.leading()) {
+      String leader = leaderUrl();
+      throw new Refused(503, "coordinator " + id + " is a standby"
+          + (leader.isEmpty() || leader.equals(apiUrl) ? "" : "; the leader serves " + leader));
+    }
+  }
+
+  public VmRecord createVm(dev.ferry.proto.CreateVmRequest request) throws Exception {
+    requireLeader();
+    try {
+      dev.ferry.agent.guest.Guest.validate(request.getSpec());
+    } catch (dev.ferry.agent.config.InvalidConfigException e) {
+      throw new Refused(400, e.getMessage());
+    }
+    Planner.Result placed = Planner.placeVm(view(), request.getSpec(), request.getHost());
+    if (!placed.ok()) {
+      throw new Refused(409, placed.refusal());
+    }
+    String name = request.getSpec().getName();
+    VmRecord vm = VmRecord.newBuilder().setFormatVersion(Records.FORMAT).setSpec(request.getSpec())
+        .setMac(request.getMac().isEmpty() ? macFor(name) : request.getMac()).setIp(request.getIp())
+        .setDatastorePath("vms/" + name).setOwnerHost(placed.value()).setEpoch(1)
+        .setDesiredPower(dev.ferry.proto.PowerState.POWER_RUNNING).setPower(dev.ferry.proto.PowerState.POWER_STOPPED)
+        .setCoordinatorEpoch(leadership.epoch()).setCreatedMs(System.currentTimeMillis()).build();
+    try {
+      leadership.write(List.of(zk.transactionOp().create().forPath(ZkPaths.vm(name), Records.bytes(vm))));
+    } catch (KeeperException.NodeExistsException e) {
+      throw new Refused(409, "a VM named " + name + " already exists");
+    }
+    LOG.info("VM {} created on {}", name, placed.value());
+    return vm;
+  }
+
+  /** A locally administered MAC (52:54:00 like QEMU's) derived from the name: stable across restarts. */
+  static String macFor(String name) {
+    int h = name.hashCode();
+    return String.format("52:54:00:%02x:%02x:%02x", (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff);
+  }
+
+  public VmRecord setPower(String name, dev.ferry.proto.PowerState desired) throws Exception {
+    requireLeader();
+    VmRecord vm = requireVm(name);
+    if (!vm.getCurrentMigration().isEmpty() && desired == dev.ferry.proto.PowerState.POWER_STOPPED) {
+      MigrationRecord m = view().migrations().get(vm.getCurrentMigration());
+      if (m != null && ClusterView.isActive(m)) {
+        throw new Refused(409, name + " is migrating (" + m.getId() + "): cancel it first");
+      }
+    }
+    updateVm(name, v -> v.toBuilder().setDesiredPower(desired).build());
+    return requireVm(name);
+  }
+
+  public void deleteVm(String name) throws Exception {
+    requireLeader();
+    VmRecord vm = requireVm(name);
+    if (vm.getDesiredPower() != dev.ferry.proto.PowerState.POWER_STOPPED
+        || vm.getPower() != dev.ferry.proto.PowerState.POWER_STOPPED) {
+      throw new Refused(409, name + " is not stopped: ferry vm stop " + name + " first");
+    }
+    Stat stat = zk.checkExists().forPath(ZkPaths.vm(name));
+    leadership.write(List.of(zk.transactionOp().delete().withVersion(stat.getVersion()).forPath(ZkPaths.vm(name))));
+    LOG.info("VM {} deleted", name);
+  }
+
+  private VmRecord requireVm(String name) throws Exception {
+    try {
+      return Records.vm(ZkPaths.vm(name), zk.getData().forPath(ZkPaths.vm(name)));
+    } catch (KeeperException.NoNodeException e) {
+      throw new Refused(404, "there is no VM named " + name);
+    }
+  }
+
+  public MigrationRecord startMigration(dev.ferry.proto.StartMigrationRequest request) throws Exception {
+    requireLeader();
+    try {
+      MigrationSettings.from(request.getPolicy());
+    } catch (dev.ferry.agent.config.InvalidConfigException e) {
+      throw new Refused(400, e.getMessage());
+    }
+    for (int attempt = 0; attempt < WRITE_ATTEMPTS_MAX; attempt++) {
+      java.util.Optional<String> refusal = Planner.refuseMigration(view(), request.getVm(), request.getTargetHost());
+      if (refusal.isPresent()) {
+        throw new Refused(409, refusal.get());
+      }
+      Stat stat = new Stat();
+      VmRecord vm;
+      try {
+        vm = Records.vm(ZkPaths.vm(request.getVm()), zk.getData().storingStatIn(stat).forPath(ZkPaths.vm(request.getVm())));
+      } catch (KeeperException.NoNodeException e) {
+        throw new Refused(404, "there is no VM named " + request.getVm());
+      }
+      String migrationId = "m-" + UUID.randomUUID().toString().substring(0, 8);
+      MigrationRecord m = MigrationRecord.newBuilder().setFormatVersion(Records.FORMAT).setId(migrationId)
+          .setVm(request.getVm()).setSourceHost(vm.getOwnerHost()).setTargetHost(request.getTargetHost())
+          .setPolicy(request.getPolicy()).setState(MigrationState.MIGRATION_QUEUED)
+          .setSecret(ByteString.copyFrom(MigrationSecrets.newSecret())).setVmEpoch(vm.getEpoch())
+          .setCreatedMs(System.currentTimeMillis()).setCoordinatorEpoch(leadership.epoch()).build();
+      List<CuratorOp> ops = List.of(
+          zk.transactionOp().create().forPath(ZkPaths.migration(migrationId), Records.bytes(m)),
+          zk.transactionOp().setData().withVersion(stat.getVersion()).forPath(ZkPaths.vm(request.getVm()),
+              Records.bytes(vm.toBuilder().setCurrentMigration(migrationId).build())));
+      try {
+        leadership.write(ops);
+        LOG.info("migration {} of {} from {} to {} queued", migrationId, request.getVm(), vm.getOwnerHost(),
+            request.getTargetHost());
+        wake();
+        return m;
+      } catch (KeeperException.BadVersionException e) {
+        // the VM record changed meanwhile (a power report): check again
+      }
+    }
+    throw new Refused(409, request.getVm() + " keeps changing; try again");
+  }
+
+  public MigrationRecord cancelMigration(String migrationId) throws Exception {
+    requireLeader();
+    MigrationRecord m = requireMigration(migrationId);
+    if (!ClusterView.isActive(m)) {
+      throw new Refused(409, "migration " + migrationId + " already ended (" + state(m) + ")");
+    }
+    if (!m.getCommitOpId().isEmpty()) {
+      throw new Refused(409, "migration " + migrationId + " is past its commit; it can no longer be cancelled");
+    }
+    updateMigration(migrationId, r -> r.toBuilder().setCancelRequested(true).build());
+    wake();
+    return requireMigration(migrationId);
+  }
+
+  private MigrationRecord requireMigration(String migrationId) throws Exception {
+    try {
+      return Records.migration(ZkPaths.migration(migrationId), zk.getData().forPath(ZkPaths.migration(migrationId)));
+    } catch (KeeperException.NoNodeException e) {
+      throw new Refused(404, "there is no migration " + migrationId);
+    }
+  }
+
+  /** A migration as the API shows it: without its secret. */
+  public MigrationRecord migration(String migrationId) throws Exception {
+    return requireMigration(migrationId).toBuilder().clearSecret().build();
+  }
+
+  static String state(MigrationRecord m) {
+    return m.getState().name().replace("MIGRATION_", "").toLowerCase(java.util.Locale.ROOT);
+  }
+
+  // --- Fenced read-modify-write ----------------------------------------------------------------
+
+  private boolean updateMigration(String migrationId, UnaryOperator<MigrationRecord> change) throws Exception {
+    return update(ZkPaths.migration(migrationId), data -> Records.bytes(change.apply(
+        Records.migration(ZkPaths.migration(migrationId), data))));
+  }
+
+  private boolean updateVm(String name, UnaryOperator<VmRecord> change) throws Exception {
+    return update(ZkPaths.vm(name), data -> Records.bytes(change.apply(Records.vm(ZkPaths.vm(name), data))));
+  }
+
+  /** True if it wrote (false: nothing to change, or the node is gone). */
+  private boolean update(String path, UnaryOperator<byte[]> change) throws Exception {
+    for (int attempt = 0; attempt < WRITE_ATTEMPTS_MAX; attempt++) {
+      Stat stat = new Stat();
+      byte[] before;
+      try {
+        before = zk.getData().storingStatIn(stat).forPath(path);
+      } catch (KeeperException.NoNodeException e) {
+        return false;
+      }
+      byte[] after = change.apply(before);
+      if (java.util.Arrays.equals(before, after)) {
+        return false;
+      }
+      try {
+        leadership.write(List.of(zk.transactionOp().setData().withVersion(stat.getVersion()).forPath(path, after)));
+        return true;
+      } catch (KeeperException.BadVersionException e) {
+        // written meanwhile: read again
+      }
+    }
+    throw new Refused(409, path + " keeps changing; try again");
+  }
+
+  @Override
+  public void close() {
+    closed = true;
+    loop.shutdownNow();
+    if (leadership != null) {
+      leadership.close();
+    }
+    for (CuratorCache c : new CuratorCache[] {hosts, inventory, vms, migrations, coordinatorNodes}) {
+      if (c != null) {
+        c.close();
+      }
+    }
+    if (zk != null) {
+      zk.close();
+    }
+    LOG.info("coordinator {} stopped", id);
+  }
+}

@@ -1,0 +1,219 @@
+package dev.ferry.cluster.coordinator;
+
+import dev.ferry.agent.config.Sizes;
+import dev.ferry.proto.GuestSpec;
+import dev.ferry.proto.HostInventory;
+import dev.ferry.proto.HostRecord;
+import dev.ferry.proto.HostState;
+import dev.ferry.proto.MigrationRecord;
+import dev.ferry.proto.MigrationState;
+import dev.ferry.proto.PowerState;
+import dev.ferry.proto.VmRecord;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * The coordinator's decisions, as pure functions of a {@link ClusterView}: whether a migration
+ * or a new VM is acceptable (with a reason a person can act on), and, each round, which queued
+ * migrations may start under the concurrency limits and what to clean up. No ZooKeeper, no clock.
+ */
+public final class Planner {
+
+  /** Concurrent migrations: out of and into each host, and in the whole cluster. */
+  public record Limits(int outPerHost, int inPerHost, int cluster) {
+    public static final Limits DEFAULT = new Limits(2, 2, 8);
+
+    public Limits {
+      if (outPerHost < 1 || inPerHost < 1 || cluster < 1 || outPerHost > 64 || inPerHost > 64 || cluster > 1024) {
+        throw new IllegalArgumentException("migration limits out of range: " + outPerHost + "/" + inPerHost + "/" + cluster);
+      }
+    }
+  }
+
+  /** Something to write. */
+  public sealed interface Action permits Admit, Abort, Cancel, Complete, ClearVmMigration, MarkHost {}
+
+  /** A queued migration may start now. */
+  public record Admit(String migrationId) implements Action {}
+
+  public record Abort(String migrationId, String reason) implements Action {}
+
+  public record Cancel(String migrationId) implements Action {}
+
+  /** Committed, but its source could not say so: it is complete. */
+  public record Complete(String migrationId, String reason) implements Action {}
+
+  /** The VM's migration is over: it may migrate again. */
+  public record ClearVmMigration(String vm, String migrationId) implements Action {}
+
+  public record MarkHost(String hostId, boolean up) implements Action {}
+
+  private Planner() {}
+
+  /** Why {@code vm} cannot migrate to {@code target} now; empty if it can. */
+  public static Optional<String> refuseMigration(ClusterView view, String vmName, String target) {
+    VmRecord vm = view.vms().get(vmName);
+    if (vm == null) {
+      return Optional.of("there is no VM named " + vmName);
+    }
+    if (!vm.getCurrentMigration().isEmpty()) {
+      MigrationRecord current = view.migrations().get(vm.getCurrentMigration());
+      if (current != null && ClusterView.isActive(current)) {
+        return Optional.of(vmName + " is already migrating (" + current.getId() + ")");
+      }
+    }
+    return refuseMove(view, vm, target);
+  }
+
+  private static Optional<String> refuseMove(ClusterView view, VmRecord vm, String target) {
+    String name = vm.getSpec().getName();
+    if (vm.getDesiredPower() != PowerState.POWER_RUNNING || vm.getPower() != PowerState.POWER_RUNNING) {
+      return Optional.of(name + " is not running on " + vm.getOwnerHost() + " (live migration moves running VMs)");
+    }
+    if (vm.getOwnerHost().equals(target)) {
+      return Optional.of(name + " already runs on " + target);
+    }
+    HostRecord to = view.liveHosts().get(target);
+    if (to == null) {
+      return Optional.of(view.inventory().containsKey(target) ? "host " + target + " is down"
+          : "there is no host named " + target);
+    }
+    if (to.getState() == HostState.HOST_IN_MAINTENANCE || to.getState() == HostState.HOST_ENTERING_MAINTENANCE) {
+      return Optional.of(target + " is in maintenance");
+    }
+    HostRecord from = view.liveHosts().get(vm.getOwnerHost());
+    if (from == null) {
+      return Optional.of(name + "'s host " + vm.getOwnerHost() + " is down");
+    }
+    if (!from.getCpuModel().equals(to.getCpuModel())) {
+      return Optional.of(target + " has a different CPU (" + to.getCpuModel() + ") than " + from.getHostId() + " ("
+          + from.getCpuModel() + "): " + name + " cannot move live between them");
+    }
+    long need = vm.getSpec().getMemoryBytes();
+    long free = view.memoryFreeBytes(target);
+    if (free < need) {
+      return Optional.of(target + " has " + Sizes.formatBytes(free) + " free, " + name + " needs "
+          + Sizes.formatBytes(need));
+    }
+    return Optional.empty();
+  }
+
+  /** The host a new VM goes to: {@code requested} if it fits, else the least loaded live active host that fits. */
+  public static Result placeVm(ClusterView view, GuestSpec spec, String requested) {
+    if (view.vms().containsKey(spec.getName())) {
+      return Result.refused("a VM named " + spec.getName() + " already exists (on "
+          + view.vms().get(spec.getName()).getOwnerHost() + ")");
+    }
+    long need = spec.getMemoryBytes();
+    if (!requested.isEmpty()) {
+      HostRecord host = view.liveHosts().get(requested);
+      if (host == null) {
+        return Result.refused(view.inventory().containsKey(requested) ? "host " + requested + " is down"
+            : "there is no host named " + requested);
+      }
+      if (host.getState() != HostState.HOST_ACTIVE) {
+        return Result.refused(requested + " is in maintenance");
+      }
+      long free = view.memoryFreeBytes(requested);
+      return free >= need ? Result.accepted(requested)
+          : Result.refused(requested + " has " + Sizes.formatBytes(free) + " free, " + spec.getName() + " needs "
+              + Sizes.formatBytes(need));
+    }
+    return view.liveHosts().values().stream()
+        .filter(h -> h.getState() == HostState.HOST_ACTIVE && view.memoryFreeBytes(h.getHostId()) >= need)
+        .min(Comparator.comparingDouble((HostRecord h) -> h.getLoad() / Math.max(1, h.getCpuCores()))
+            .thenComparing(h -> -view.memoryFreeBytes(h.getHostId())).thenComparing(HostRecord::getHostId))
+        .map(h -> Result.accepted(h.getHostId()))
+        .orElseGet(() -> Result.refused("no active host has " + Sizes.formatBytes(need) + " free for "
+            + spec.getName()));
+  }
+
+  /** Accepted with a value, or refused with a reason. */
+  public record Result(String value, String refusal) {
+    static Result accepted(String value) {
+      return new Result(value, null);
+    }
+
+    static Result refused(String reason) {
+      return new Result(null, reason);
+    }
+
+    public boolean ok() {
+      return refusal == null;
+    }
+  }
+
+  /** What to do this round. */
+  public static List<Action> plan(ClusterView view, Limits limits) {
+    List<Action> actions = new ArrayList<>();
+    markHosts(view, actions);
+    Map<String, Integer> out = new HashMap<>();
+    Map<String, Integer> in = new HashMap<>();
+    int total = 0;
+    for (MigrationRecord m : view.running()) {
+      if (!view.isUp(m.getSourceHost())) {
+        actions.add(m.getCommitOpId().isEmpty()
+            ? new Abort(m.getId(), "source host " + m.getSourceHost() + " went down")
+            : new Complete(m.getId(), "committed; its source " + m.getSourceHost() + " went down before reporting"));
+        continue;
+      }
+      out.merge(m.getSourceHost(), 1, Integer::sum);
+      in.merge(m.getTargetHost(), 1, Integer::sum);
+      total++;
+    }
+    for (MigrationRecord m : view.migrations().values()) {
+      if (m.getState() == MigrationState.MIGRATION_UNKNOWN && !m.getCommitOpId().isEmpty()) {
+        actions.add(new Complete(m.getId(), "the commit is recorded"));
+      }
+    }
+    List<MigrationRecord> queued = view.migrations().values().stream()
+        .filter(m -> m.getState() == MigrationState.MIGRATION_QUEUED)
+        .sorted(Comparator.comparingLong(MigrationRecord::getCreatedMs).thenComparing(MigrationRecord::getId)).toList();
+    for (MigrationRecord m : queued) {
+      if (m.getCancelRequested()) {
+        actions.add(new Cancel(m.getId()));
+        continue;
+      }
+      VmRecord vm = view.vms().get(m.getVm());
+      Optional<String> refusal = vm == null ? Optional.of("the VM " + m.getVm() + " no longer exists")
+          : vm.getEpoch() != m.getVmEpoch() ? Optional.of(m.getVm() + " moved since the migration was requested")
+          : refuseMove(view, vm, m.getTargetHost());
+      if (refusal.isPresent()) {
+        actions.add(new Abort(m.getId(), refusal.get()));
+        continue;
+      }
+      if (out.getOrDefault(m.getSourceHost(), 0) < limits.outPerHost()
+          && in.getOrDefault(m.getTargetHost(), 0) < limits.inPerHost() && total < limits.cluster()) {
+        actions.add(new Admit(m.getId()));
+        out.merge(m.getSourceHost(), 1, Integer::sum);
+        in.merge(m.getTargetHost(), 1, Integer::sum);
+        total++;
+      }
+    }
+    for (VmRecord vm : view.vms().values()) {
+      MigrationRecord m = view.migrations().get(vm.getCurrentMigration());
+      if (!vm.getCurrentMigration().isEmpty() && (m == null || !ClusterView.isActive(m))) {
+        actions.add(new ClearVmMigration(vm.getSpec().getName(), vm.getCurrentMigration()));
+      }
+    }
+    return actions;
+  }
+
+  private static void markHosts(ClusterView view, List<Action> actions) {
+    for (String id : view.liveHosts().keySet()) {
+      HostInventory known = view.inventory().get(id);
+      if (known == null || !known.getUp()) {
+        actions.add(new MarkHost(id, true));
+      }
+    }
+    for (HostInventory known : view.inventory().values()) {
+      if (known.getUp() && !view.isUp(known.getHostId())) {
+        actions.add(new MarkHost(known.getHostId(), false));
+      }
+    }
+  }
+}

@@ -1,0 +1,496 @@
+package dev.ferry.agent.cluster;
+
+import dev.ferry.agent.config.Addresses;
+import dev.ferry.agent.precopy.CutoverAuthority;
+import dev.ferry.agent.precopy.SourceMigration;
+import dev.ferry.agent.precopy.TargetMigration;
+import dev.ferry.proto.GuestSpec;
+import dev.ferry.proto.HostRecord;
+import dev.ferry.proto.HostState;
+import dev.ferry.proto.MigrationPhase;
+import dev.ferry.proto.MigrationProgress;
+import dev.ferry.proto.MigrationRecord;
+import dev.ferry.proto.MigrationReport;
+import dev.ferry.proto.MigrationState;
+import dev.ferry.proto.PowerState;
+import dev.ferry.proto.VmRecord;
+import java.lang.management.ManagementFactory;
+import java.net.InetSocketAddress;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Consumer;
+import java.util.function.UnaryOperator;
+import org.apache.curator.framework.CuratorFramework;
+import org.apache.curator.framework.recipes.cache.ChildData;
+import org.apache.curator.framework.recipes.cache.CuratorCache;
+import org.apache.curator.framework.recipes.nodes.PersistentNode;
+import org.apache.curator.framework.state.ConnectionState;
+import org.apache.zookeeper.CreateMode;
+import org.apache.zookeeper.KeeperException;
+import org.apache.zookeeper.data.Stat;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * An agent's membership of the cluster: it announces the host (an ephemeral node, re-created
+ * after a lost session), watches the VM and migration records that concern it and makes them so —
+ * boots and stops the VMs it owns, runs the source side of its migrations, admits the target side
+ * only for a migration the cluster recorded, and reports progress (at most once a second) and
+ * outcomes back.
+ *
+ * <p>Epoch fencing: the member remembers the highest epoch it has seen per VM and refuses any
+ * record that carries an older one. Losing the ZooKeeper session (SUSPENDED or LOST) cancels
+ * every outgoing migration that has not committed: its guest keeps running here.
+ */
+public final class ClusterMember implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(ClusterMember.class);
+  private static final long RECONCILE_EVERY_MILLIS = 500;
+  private static final long HEARTBEAT_EVERY_MILLIS = 2_000;
+  private static final long PROGRESS_EVERY_NANOS = 1_000_000_000L;
+  private static final int WRITE_ATTEMPTS_MAX = 8;
+
+  /** What the member needs from its agent. */
+  public interface Local {
+    String hostId();
+
+    InetSocketAddress address();
+
+    long memoryCapacityBytes();
+
+    /** Guest name to state: running, incoming, migrating-out, or paused (...). */
+    Map<String, String> guestStates();
+
+    long guestMemoryBytes();
+
+    void bootGuest(GuestSpec spec);
+
+    void destroyGuest(String name, String why);
+
+    /** Starts the source side; false if it cannot (the reason was reported through {@code done}). */
+    boolean startOutgoing(MigrationRecord migration, InetSocketAddress target, CutoverAuthority authority,
+        SourceMigration.Listener progress, Consumer<MigrationReport> done);
+
+    void cancelOutgoing(String migrationId, String reason);
+
+    Set<String> outgoingMigrations();
+  }
+
+  private final Local local;
+  private final ZkSettings settings;
+  private final String cpuModel;
+  private final int cpuCores;
+  private final Map<String, Long> epochSeen = new ConcurrentHashMap<>();
+  private final Map<String, Long> progressWrittenNanos = new ConcurrentHashMap<>();
+  private final Map<String, TargetMigration> undecided = new ConcurrentHashMap<>();
+  private final Set<String> refusedStale = ConcurrentHashMap.newKeySet();
+  private final AtomicBoolean connected = new AtomicBoolean();
+  private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor(r -> {
+    Thread t = new Thread(r, "cluster-member");
+    t.setDaemon(true);
+    return t;
+  });
+  private CuratorFramework zk;
+  private PersistentNode hostNode;
+  private CuratorCache vms;
+  private CuratorCache migrations;
+  private volatile boolean closed;
+
+  public ClusterMember(Local local, ZkSettings settings, String cpuModel, int cpuCores) {
+    this.local = local;
+    this.settings = settings;
+    this.cpuModel = cpuModel;
+    this.cpuCores = cpuCores;
+  }
+
+  /** Connects, announces the host and starts watching; fails if ZooKeeper is not reachable in time. */
+  public ClusterMember start() throws Exception {
+    zk = ZkClients.start(settings);
+    if (!zk.blockUntilConnected(30, TimeUnit.SECONDS)) {
+      zk.close();
+      throw new IllegalStateException("cannot reach ZooKeeper at " + settings.connect() + " within 30 s");
+    }
+    connected.set(true);
+    for (String path : List.of(ZkPaths.HOSTS, ZkPaths.VMS, ZkPaths.MIGRATIONS)) {
+      try {
+        zk.create().creatingParentsIfNeeded().forPath(path);
+      } catch (KeeperException.NodeExistsException ignored) {
+        // already there
+      }
+    }
+    refuseDuplicateHost();
+    hostNode = new PersistentNode(zk, CreateMode.EPHEMERAL, false, ZkPaths.host(local.hostId()),
+        Records.bytes(hostRecord()));
+    hostNode.start();
+    if (!hostNode.waitForInitialCreate(30, TimeUnit.SECONDS)) {
+      throw new IllegalStateException("could not register host " + local.hostId() + " in ZooKeeper");
+    }
+    zk.getConnectionStateListenable().addListener((client, state) -> onConnectionState(state));
+    vms = CuratorCache.build(zk, ZkPaths.VMS);
+    migrations = CuratorCache.build(zk, ZkPaths.MIGRATIONS);
+    vms.listenable().addListener((type, before, after) -> wake());
+    migrations.listenable().addListener((type, before, after) -> wake());
+    vms.start();
+    migrations.start();
+    loop.scheduleWithFixedDelay(this::reconcileSafely, 0, RECONCILE_EVERY_MILLIS, TimeUnit.MILLISECONDS);
+    loop.scheduleWithFixedDelay(this::heartbeat, HEARTBEAT_EVERY_MILLIS, HEARTBEAT_EVERY_MILLIS,
+        TimeUnit.MILLISECONDS);
+    LOG.info("host {} joined the cluster at {} ({} cores, {})", local.hostId(), settings.connect(), cpuCores, cpuModel);
+    return this;
+  }
+
+  private void refuseDuplicateHost() throws Exception {
+    Stat stat = zk.checkExists().forPath(ZkPaths.host(local.hostId()));
+    if (stat != null && stat.getEphemeralOwner() != zk.getZookeeperClient().getZooKeeper().getSessionId()) {
+      // Either a live agent with the same id or the last session of this one, not yet expired.
+      HostRecord other = Records.host(ZkPaths.host(local.hostId()), zk.getData().forPath(ZkPaths.host(local.hostId())));
+      if (!other.getAddress().equals(Addresses.format(local.address()))) {
+        throw new IllegalStateException("host id " + local.hostId() + " is already registered by the agent at "
+            + other.getAddress() + ": give this host another --host-id");
+      }
+      LOG.info("host {}: replacing the registration of a previous session", local.hostId());
+      zk.delete().forPath(ZkPaths.host(local.hostId()));
+    }
+  }
+
+  private HostRecord hostRecord() {
+    double load = 0;
+    java.lang.management.OperatingSystemMXBean os = ManagementFactory.getOperatingSystemMXBean();
+    if (os instanceof com.sun.management.OperatingSystemMXBean sun) {
+      load = Math.max(0, sun.getCpuLoad()) * cpuCores;
+    }
+    return HostRecord.newBuilder().setFormatVersion(Records.FORMAT).setHostId(local.hostId())
+        .setAddress(Addresses.format(local.address())).setCpuCores(cpuCores)
+        .setMemoryBytes(local.memoryCapacityBytes()).setCpuModel(cpuModel).setState(HostState.HOST_ACTIVE)
+        .setLoad(load).setMemoryUsedBytes(local.guestMemoryBytes()).setGuests(local.guestStates().size())
+        .setUpdatedMs(System.currentTimeMillis()).build();
+  }
+
+  private void heartbeat() {
+    try {
+      if (connected.get() && !closed) {
+        hostNode.setData(Records.bytes(hostRecord()));
+      }
+    } catch (Exception e) {
+      LOG.debug("heartbeat of {} failed: {}", local.hostId(), e.toString());
+    }
+  }
+
+  private void onConnectionState(ConnectionState state) {
+    switch (state) {
+      case SUSPENDED, LOST -> {
+        connected.set(false);
+        // Assume the session is gone: nothing here may commit a move any more.
+        for (String id : local.outgoingMigrations()) {
+          local.cancelOutgoing(id, "lost the ZooKeeper session (" + state.name().toLowerCase() + ")");
+        }
+        LOG.warn("host {}: ZooKeeper connection {}: outgoing migrations cancelled", local.hostId(), state);
+      }
+      case RECONNECTED -> {
+        connected.set(true);
+        LOG.info("host {}: ZooKeeper connection back", local.hostId());
+        wake();
+      }
+      default -> { }
+    }
+  }
+
+  private void wake() {
+    if (!closed) {
+      loop.execute(this::reconcileSafely);
+    }
+  }
+
+  private void reconcileSafely() {
+    try {
+      if (connected.get() && !closed) {
+        reconcile();
+      }
+    } catch (Exception e) {
+      LOG.warn("host {}: reconcile failed: {}", local.hostId(), e.toString());
+    }
+  }
+
+  // --- Reconcile: make the records so ---------------------------------------------------------
+
+  private void reconcile() {
+    List<VmRecord> vmRecords = read(vms, Records::vm);
+    List<MigrationRecord> migrationRecords = read(migrations, Records::migration);
+    Map<String, String> guests = local.guestStates();
+    Set<String> outgoing = local.outgoingMigrations();
+    Set<String> migratingVms = ConcurrentHashMap.newKeySet();
+    for (MigrationRecord m : migrationRecords) {
+      if (m.getState() == MigrationState.MIGRATION_RUNNING || m.getState() == MigrationState.MIGRATION_QUEUED) {
+        migratingVms.add(m.getVm());
+      }
+    }
+    for (VmRecord vm : vmRecords) {
+      reconcileVm(vm, guests, migratingVms);
+    }
+    for (MigrationRecord m : migrationRecords) {
+      reconcileMigration(m, outgoing);
+    }
+  }
+
+  private void reconcileVm(VmRecord vm, Map<String, String> guests, Set<String> migratingVms) {
+    String name = vm.getSpec().getName();
+    long seen = epochSeen.merge(name, vm.getEpoch(), Math::max);
+    if (vm.getEpoch() < seen) {
+      refuseStale("VM " + name, vm.getEpoch(), seen);
+      return;
+    }
+    String state = guests.get(name);
+    boolean mine = vm.getOwnerHost().equals(local.hostId());
+    if (!mine) {
+      if ("running".equals(state) && !migratingVms.contains(name)) {
+        // Ownership moved on without us (a migration committed, or an operator's move): step aside.
+        local.destroyGuest(name, "VM " + name + " is owned by " + vm.getOwnerHost() + " at epoch " + vm.getEpoch());
+      }
+      return;
+    }
+    if (vm.getDesiredPower() == PowerState.POWER_RUNNING && state == null && !migratingVms.contains(name)) {
+      try {
+        local.bootGuest(vm.getSpec());
+        LOG.info("host {}: booted VM {} (epoch {})", local.hostId(), name, vm.getEpoch());
+      } catch (RuntimeException e) {
+        LOG.warn("host {}: cannot boot VM {}: {}", local.hostId(), name, e.getMessage());
+        updateVm(name, v -> v.toBuilder().setNote("cannot boot on " + local.hostId() + ": " + e.getMessage()).build());
+        return;
+      }
+    }
+    if (vm.getDesiredPower() == PowerState.POWER_STOPPED && "running".equals(state)) {
+      local.destroyGuest(name, "stopped by the operator");
+    }
+    PowerState actual = local.guestStates().containsKey(name) ? PowerState.POWER_RUNNING : PowerState.POWER_STOPPED;
+    if (vm.getPower() != actual) {
+      updateVm(name, v -> v.getOwnerHost().equals(local.hostId()) && v.getEpoch() == vm.getEpoch()
+          ? v.toBuilder().setPower(actual).setNote("").build() : v);
+    }
+  }
+
+  private void reconcileMigration(MigrationRecord m, Set<String> outgoing) {
+    boolean source = m.getSourceHost().equals(local.hostId());
+    if (m.getState() == MigrationState.MIGRATION_RUNNING && source) {
+      long seen = epochSeen.getOrDefault(m.getVm(), 0L);
+      if (m.getVmEpoch() < seen && m.getCommitOpId().isEmpty()) {
+        refuseStale("migration " + m.getId(), m.getVmEpoch(), seen);
+        finishMigration(m.getId(), MigrationState.MIGRATION_ABORTED, "refused: it carries VM epoch " + m.getVmEpoch()
+            + ", older than epoch " + seen + " seen on " + local.hostId(), null);
+        return;
+      }
+      if (!outgoing.contains(m.getId()) && m.getCommitOpId().isEmpty()) {
+        startOutgoing(m);
+      } else if (m.getCancelRequested()) {
+        local.cancelOutgoing(m.getId(), "cancelled by the operator");
+      }
+    }
+    TargetMigration waiting = undecided.get(m.getId());
+    if (waiting != null) {
+      if (!m.getCommitOpId().isEmpty()) {
+        undecided.remove(m.getId());
+        LOG.info("migration {}: the commit is recorded; resuming {} here", m.getId(), m.getVm());
+        waiting.resumeCommitted();
+      } else if (m.getState() != MigrationState.MIGRATION_RUNNING) {
+        undecided.remove(m.getId());
+        waiting.discard("the migration ended " + m.getState() + " without a commit");
+      }
+    }
+  }
+
+  private void refuseStale(String what, long epoch, long seen) {
+    if (refusedStale.add(what + "@" + epoch)) {
+      LOG.warn("host {}: refusing {}: epoch {} is older than epoch {} already seen", local.hostId(), what, epoch, seen);
+    }
+  }
+
+  private void startOutgoing(MigrationRecord m) {
+    HostRecord target;
+    try {
+      target = Records.host(ZkPaths.host(m.getTargetHost()), zk.getData().forPath(ZkPaths.host(m.getTargetHost())));
+    } catch (KeeperException.NoNodeException e) {
+      finishMigration(m.getId(), MigrationState.MIGRATION_ABORTED, "target host " + m.getTargetHost() + " is down", null);
+      return;
+    } catch (Exception e) {
+      LOG.warn("migration {}: cannot read target host {}: {}", m.getId(), m.getTargetHost(), e.toString());
+      return;
+    }
+    InetSocketAddress address = Addresses.parse("host " + m.getTargetHost() + " address", target.getAddress());
+    boolean started = local.startOutgoing(m, address, new ZkCutoverAuthority(zk, local.hostId()),
+        progress -> reportProgress(m.getId(), progress), report -> reportOutcome(m.getId(), report));
+    if (started) {
+      LOG.info("migration {}: sending {} to {} ({})", m.getId(), m.getVm(), m.getTargetHost(), target.getAddress());
+    }
+  }
+
+  private void reportProgress(String migrationId, MigrationProgress progress) {
+    long now = System.nanoTime();
+    Long last = progressWrittenNanos.get(migrationId);
+    boolean phaseChange = progress.getPhase() != MigrationPhase.PHASE_PRECOPY;
+    if (last != null && now - last < PROGRESS_EVERY_NANOS && !phaseChange) {
+      return;
+    }
+    progressWrittenNanos.put(migrationId, now);
+    updateMigration(migrationId, m -> m.getState() == MigrationState.MIGRATION_RUNNING
+        ? m.toBuilder().setProgress(progress).setPhase(progress.getPhase()).build() : m);
+  }
+
+  private void reportOutcome(String migrationId, MigrationReport report) {
+    progressWrittenNanos.remove(migrationId);
+    MigrationState state = switch (report.getPhase()) {
+      case PHASE_COMPLETED -> MigrationState.MIGRATION_COMPLETED;
+      case PHASE_CANCELLED -> MigrationState.MIGRATION_CANCELLED;
+      case PHASE_UNKNOWN -> MigrationState.MIGRATION_UNKNOWN;
+      default -> MigrationState.MIGRATION_ABORTED;
+    };
+    finishMigration(migrationId, state, report.getReason(), report);
+  }
+
+  private void finishMigration(String migrationId, MigrationState state, String reason, MigrationReport report) {
+    updateMigration(migrationId, m -> {
+      if (m.getState() == MigrationState.MIGRATION_COMPLETED || m.getState() == MigrationState.MIGRATION_CANCELLED) {
+        return m; // already final
+      }
+      // A committed migration is complete whatever happened after the commit.
+      MigrationState finalState = !m.getCommitOpId().isEmpty() && state != MigrationState.MIGRATION_UNKNOWN
+          ? MigrationState.MIGRATION_COMPLETED : state;
+      MigrationRecord.Builder b = m.toBuilder().setState(finalState).setEndedMs(System.currentTimeMillis());
+      if (m.getState() != MigrationState.MIGRATION_ABORTED || m.getReason().isEmpty()) {
+        b.setReason(reason);
+      }
+      if (report != null) {
+        b.setReport(report).setPhase(report.getPhase());
+      }
+      return b.build();
+    });
+  }
+
+  // --- Target side -------------------------------------------------------------------------------
+
+  /** Checks an incoming migration against the cluster's record; throws {@link TargetMigration.Refused} if not. */
+  public MigrationRecord checkIncoming(String migrationId, GuestSpec spec) {
+    MigrationRecord m;
+    try {
+      ZkSync.sync(zk, ZkPaths.migration(migrationId));
+      m = Records.migration(ZkPaths.migration(migrationId), zk.getData().forPath(ZkPaths.migration(migrationId)));
+    } catch (KeeperException.NoNodeException e) {
+      throw new TargetMigration.Refused("the cluster has no migration " + migrationId);
+    } catch (Exception e) {
+      throw new TargetMigration.Refused("cannot read migration " + migrationId + " from ZooKeeper: " + e.getMessage());
+    }
+    if (!m.getTargetHost().equals(local.hostId())) {
+      throw new TargetMigration.Refused("migration " + migrationId + " goes to " + m.getTargetHost() + ", not here");
+    }
+    if (m.getState() != MigrationState.MIGRATION_RUNNING || m.getCancelRequested()) {
+      throw new TargetMigration.Refused("migration " + migrationId + " is " + m.getState()
+          + (m.getCancelRequested() ? " (cancel requested)" : ""));
+    }
+    if (!m.getVm().equals(spec.getName())) {
+      throw new TargetMigration.Refused("migration " + migrationId + " moves " + m.getVm() + ", not " + spec.getName());
+    }
+    return m;
+  }
+
+  /** True if ZooKeeper shows the migration committed, with the VM owned here at {@code epoch}. */
+  public boolean confirmCommit(String migrationId, long epoch) {
+    try {
+      ZkSync.sync(zk, ZkPaths.migration(migrationId));
+      MigrationRecord m = Records.migration(ZkPaths.migration(migrationId),
+          zk.getData().forPath(ZkPaths.migration(migrationId)));
+      VmRecord vm = Records.vm(ZkPaths.vm(m.getVm()), zk.getData().forPath(ZkPaths.vm(m.getVm())));
+      boolean ok = !m.getCommitOpId().isEmpty() && vm.getOwnerHost().equals(local.hostId()) && vm.getEpoch() == epoch;
+      if (ok) {
+        epochSeen.merge(m.getVm(), epoch, Math::max);
+      }
+      return ok;
+    } catch (Exception e) {
+      LOG.warn("migration {}: cannot confirm the commit: {}", migrationId, e.toString());
+      return false;
+    }
+  }
+
+  /** Keeps a guest that waits for the commit after its source went away; the reconciler decides. */
+  public boolean keepUndecided(String migrationId, TargetMigration migration) {
+    undecided.put(migrationId, migration);
+    wake();
+    return true;
+  }
+
+  // --- Writes ----------------------------------------------------------------------------------
+
+  private void updateVm(String name, UnaryOperator<VmRecord> change) {
+    update(ZkPaths.vm(name), data -> Records.bytes(change.apply(Records.vm(ZkPaths.vm(name), data))));
+  }
+
+  private void updateMigration(String id, UnaryOperator<MigrationRecord> change) {
+    update(ZkPaths.migration(id), data -> Records.bytes(change.apply(Records.migration(ZkPaths.migration(id), data))));
+  }
+
+  /** Read-modify-write with the version checked; retried when someone else wrote in between. */
+  private void update(String path, UnaryOperator<byte[]> change) {
+    for (int attempt = 0; attempt < WRITE_ATTEMPTS_MAX; attempt++) {
+      try {
+        Stat stat = new Stat();
+        byte[] before = zk.getData().storingStatIn(stat).forPath(path);
+        byte[] after = change.apply(before);
+        if (java.util.Arrays.equals(before, after)) {
+          return;
+        }
+        zk.setData().withVersion(stat.getVersion()).forPath(path, after);
+        return;
+      } catch (KeeperException.BadVersionException e) {
+        // someone wrote in between: read again
+      } catch (KeeperException.NoNodeException e) {
+        return;
+      } catch (Exception e) {
+        LOG.warn("host {}: cannot update {}: {}", local.hostId(), path, e.toString());
+        return;
+      }
+    }
+    LOG.warn("host {}: gave up updating {}: it kept changing", local.hostId(), path);
+  }
+
+  private <T> List<T> read(CuratorCache cache, java.util.function.BiFunction<String, byte[], T> parser) {
+    List<T> records = new ArrayList<>();
+    cache.stream().filter(d -> !d.getPath().equals(ZkPaths.VMS) && !d.getPath().equals(ZkPaths.MIGRATIONS))
+        .forEach((ChildData d) -> {
+          try {
+            records.add(parser.apply(d.getPath(), d.getData()));
+          } catch (RecordException e) {
+            LOG.warn("host {}: ignoring {}", local.hostId(), e.getMessage());
+          }
+        });
+    return records;
+  }
+
+  public CuratorFramework client() {
+    return zk;
+  }
+
+  @Override
+  public void close() {
+    closed = true;
+    loop.shutdownNow();
+    try {
+      if (vms != null) {
+        vms.close();
+      }
+      if (migrations != null) {
+        migrations.close();
+      }
+      if (hostNode != null) {
+        hostNode.close();
+      }
+    } catch (Exception e) {
+      LOG.debug("closing cluster membership: {}", e.toString());
+    }
+    if (zk != null) {
+      zk.close();
+    }
+  }
+}
