@@ -58,6 +58,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     volatile String state;
     volatile CompletableFuture<byte[]> digestAtResume;
     volatile dev.ferry.proto.GuestState stateAtResume;
+    /** The migration whose outcome this paused guest waits for, or null. */
+    volatile String undecidedMigration;
 
     Entry(Guest guest, String state) {
       this.guest = guest;
@@ -384,7 +386,10 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
         LOG.info("migration {}: {} now runs elsewhere; freed here ({} ms, downtime {} ms)", report.getMigrationId(),
             entry.guest.name(), report.getTotalNs() / 1_000_000, String.format("%.1f", report.getDowntimeNs() / 1e6));
       }
-      case PHASE_UNKNOWN -> entry.state = "paused (migration " + report.getMigrationId() + " outcome unknown)";
+      case PHASE_UNKNOWN -> {
+        entry.undecidedMigration = report.getMigrationId();
+        entry.state = "paused (migration " + report.getMigrationId() + " outcome unknown)";
+      }
       default -> entry.state = "running";
     }
   }
@@ -461,6 +466,31 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     guests.remove(name);
     entry.guest.destroy();
     LOG.info("guest {} stopped on {}: {}", name, hostId(), why);
+  }
+
+  @Override
+  public String undecidedMigration(String name) {
+    Entry entry = guests.get(name);
+    return entry == null ? null : entry.undecidedMigration;
+  }
+
+  @Override
+  public void resolveUndecided(String name, boolean resume, String why) {
+    Entry entry = guests.get(name);
+    if (entry == null || entry.undecidedMigration == null) {
+      return;
+    }
+    String migrationId = entry.undecidedMigration;
+    entry.undecidedMigration = null;
+    if (resume) {
+      entry.state = "running";
+      entry.guest.resume();
+      LOG.warn("migration {}: {}: resuming {} here", migrationId, why, name);
+    } else {
+      guests.remove(name);
+      entry.guest.destroy();
+      LOG.info("migration {}: {}: freed {} here", migrationId, why, name);
+    }
   }
 
   @Override

@@ -46,7 +46,7 @@ public final class Coordinator implements AutoCloseable {
   private final String id;
   private final ZkSettings zkSettings;
   private final Planner.Limits limits;
-  private final String apiUrl;
+  private volatile String apiUrl = "";
   private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor(r -> {
     Thread t = new Thread(r, "coordinator");
     t.setDaemon(true);
@@ -61,14 +61,15 @@ public final class Coordinator implements AutoCloseable {
   private CuratorCache coordinatorNodes;
   private volatile boolean closed;
 
-  public Coordinator(String id, ZkSettings zkSettings, Planner.Limits limits, String apiUrl) {
+  public Coordinator(String id, ZkSettings zkSettings, Planner.Limits limits) {
     this.id = id;
     this.zkSettings = zkSettings;
     this.limits = limits;
-    this.apiUrl = apiUrl;
   }
 
-  public Coordinator start() throws Exception {
+  /** Connects, joins the leader election and, while leading, serves; {@code apiUrl} is where its API listens. */
+  public Coordinator start(String apiUrl) throws Exception {
+    this.apiUrl = apiUrl;
     zk = ZkClients.start(zkSettings);
     if (!zk.blockUntilConnected(30, TimeUnit.SECONDS)) {
       zk.close();
@@ -118,6 +119,9 @@ public final class Coordinator implements AutoCloseable {
 
   /** Where the current leader serves the API (from the epoch record), or empty. */
   public String leaderUrl() {
+    if (coordinatorNodes == null) {
+      return "";
+    }
     return coordinatorNodes.get(ZkPaths.COORDINATOR_EPOCH)
         .map(d -> {
           try {
@@ -239,7 +243,7 @@ public final class Coordinator implements AutoCloseable {
   }
 
   private void requireLeader() throws Refused {
-    if (!leadership.leading()) {
+    if (!leading()) {
       String leader = leaderUrl();
       throw new Refused(503, "coordinator " + id + " is a standby"
           + (leader.isEmpty() || leader.equals(apiUrl) ? "" : "; the leader serves " + leader));
@@ -345,7 +349,7 @@ public final class Coordinator implements AutoCloseable {
         LOG.info("migration {} of {} from {} to {} queued", migrationId, request.getVm(), vm.getOwnerHost(),
             request.getTargetHost());
         wake();
-        return m;
+        return m.toBuilder().clearSecret().build();
       } catch (KeeperException.BadVersionException e) {
         // the VM record changed meanwhile (a power report): check again
       }
@@ -364,7 +368,7 @@ public final class Coordinator implements AutoCloseable {
     }
     updateMigration(migrationId, r -> r.toBuilder().setCancelRequested(true).build());
     wake();
-    return requireMigration(migrationId);
+    return migration(migrationId);
   }
 
   private MigrationRecord requireMigration(String migrationId) throws Exception {
@@ -375,8 +379,49 @@ public final class Coordinator implements AutoCloseable {
     }
   }
 
+  /** Every host ever seen, live or down, with what it holds and moves. */
+  public dev.ferry.proto.HostList hosts() throws Refused {
+    requireLeader();
+    ClusterView view = view();
+    java.util.TreeSet<String> ids = new java.util.TreeSet<>(view.inventory().keySet());
+    ids.addAll(view.liveHosts().keySet());
+    dev.ferry.proto.HostList.Builder list = dev.ferry.proto.HostList.newBuilder();
+    for (String hostId : ids) {
+      HostRecord record = view.liveHosts().get(hostId);
+      if (record == null) {
+        record = HostRecord.newBuilder().setHostId(hostId).build();
+      }
+      List<MigrationRecord> active = view.migrations().values().stream().filter(ClusterView::isActive).toList();
+      list.addHosts(dev.ferry.proto.HostView.newBuilder().setRecord(record).setUp(view.isUp(hostId))
+          .setMemoryFreeBytes(view.memoryFreeBytes(hostId)).addAllVms(view.vmsOn(hostId))
+          .setMigrationsOut((int) active.stream().filter(m -> m.getSourceHost().equals(hostId)).count())
+          .setMigrationsIn((int) active.stream().filter(m -> m.getTargetHost().equals(hostId)).count()));
+    }
+    return list.build();
+  }
+
+  public dev.ferry.proto.VmList vms() throws Refused {
+    requireLeader();
+    return dev.ferry.proto.VmList.newBuilder().addAllVms(view().vms().values().stream()
+        .sorted(java.util.Comparator.comparing(v -> v.getSpec().getName())).toList()).build();
+  }
+
+  public VmRecord vm(String name) throws Exception {
+    requireLeader();
+    return requireVm(name);
+  }
+
+  /** Every migration on record, newest last, without secrets. */
+  public dev.ferry.proto.MigrationList migrations() throws Refused {
+    requireLeader();
+    return dev.ferry.proto.MigrationList.newBuilder().addAllMigrations(view().migrations().values().stream()
+        .sorted(java.util.Comparator.comparingLong(MigrationRecord::getCreatedMs).thenComparing(MigrationRecord::getId))
+        .map(m -> m.toBuilder().clearSecret().build()).toList()).build();
+  }
+
   /** A migration as the API shows it: without its secret. */
   public MigrationRecord migration(String migrationId) throws Exception {
+    requireLeader();
     return requireMigration(migrationId).toBuilder().clearSecret().build();
   }
 

@@ -66,10 +66,14 @@ public final class Planner {
         return Optional.of(vmName + " is already migrating (" + current.getId() + ")");
       }
     }
-    return refuseMove(view, vm, target);
+    return refuseMove(view, vm, target, 0);
   }
 
-  private static Optional<String> refuseMove(ClusterView view, VmRecord vm, String target) {
+  /**
+   * {@code reservedBytes}: room already reserved on {@code target} for this very move (a queued
+   * migration's VM counts as incoming there), which must not be counted against it a second time.
+   */
+  private static Optional<String> refuseMove(ClusterView view, VmRecord vm, String target, long reservedBytes) {
     String name = vm.getSpec().getName();
     if (vm.getDesiredPower() != PowerState.POWER_RUNNING || vm.getPower() != PowerState.POWER_RUNNING) {
       return Optional.of(name + " is not running on " + vm.getOwnerHost() + " (live migration moves running VMs)");
@@ -94,7 +98,7 @@ public final class Planner {
           + from.getCpuModel() + "): " + name + " cannot move live between them");
     }
     long need = vm.getSpec().getMemoryBytes();
-    long free = view.memoryFreeBytes(target);
+    long free = Math.max(0, to.getMemoryBytes() - view.memoryCommittedBytes(target) + reservedBytes);
     if (free < need) {
       return Optional.of(target + " has " + Sizes.formatBytes(free) + " free, " + name + " needs "
           + Sizes.formatBytes(need));
@@ -166,8 +170,12 @@ public final class Planner {
       total++;
     }
     for (MigrationRecord m : view.migrations().values()) {
-      if (m.getState() == MigrationState.MIGRATION_UNKNOWN && !m.getCommitOpId().isEmpty()) {
-        actions.add(new Complete(m.getId(), "the commit is recorded"));
+      if (m.getState() == MigrationState.MIGRATION_UNKNOWN) {
+        // The source could not read the commit's outcome back; the record can. Aborting changes
+        // the record's version, so a commit still being retried can no longer land.
+        actions.add(m.getCommitOpId().isEmpty()
+            ? new Abort(m.getId(), "the commit never landed (its outcome was unknown to the source)")
+            : new Complete(m.getId(), "the commit is recorded"));
       }
     }
     List<MigrationRecord> queued = view.migrations().values().stream()
@@ -181,7 +189,7 @@ public final class Planner {
       VmRecord vm = view.vms().get(m.getVm());
       Optional<String> refusal = vm == null ? Optional.of("the VM " + m.getVm() + " no longer exists")
           : vm.getEpoch() != m.getVmEpoch() ? Optional.of(m.getVm() + " moved since the migration was requested")
-          : refuseMove(view, vm, m.getTargetHost());
+          : refuseMove(view, vm, m.getTargetHost(), vm.getSpec().getMemoryBytes());
       if (refusal.isPresent()) {
         actions.add(new Abort(m.getId(), refusal.get()));
         continue;

@@ -10,7 +10,6 @@ import dev.ferry.agent.transport.NettyTransport;
 import java.nio.file.Path;
 import java.util.Set;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -62,17 +61,8 @@ public final class AgentCommand implements Callable<Integer> {
       description = "pooled or adaptive (default: ${DEFAULT-VALUE}).", defaultValue = "pooled")
   String nettyAllocator;
 
-  @Option(names = "--zk", paramLabel = "HOST:PORT[,...]",
-      description = "Join the cluster at this ZooKeeper ensemble (without it the agent stands alone).")
-  String zk;
-
-  @Option(names = "--zk-credentials-file", paramLabel = "FILE",
-      description = "user:password of the cluster's ZooKeeper ACL (required with --zk).")
-  String zkCredentialsFile;
-
-  @Option(names = "--zk-session-timeout-ms", paramLabel = "MS",
-      description = "ZooKeeper session timeout (default: ${DEFAULT-VALUE}).", defaultValue = "10000")
-  String zkSessionTimeout;
+  @picocli.CommandLine.Mixin
+  ZkOptions zkOptions;
 
   @Option(names = "--cpu-model", paramLabel = "TEXT", description = "CPU model to report (default: from /proc/cpuinfo).")
   String cpuModel;
@@ -108,19 +98,8 @@ public final class AgentCommand implements Callable<Integer> {
       agent.close();
       return ExitCodes.FAILED;
     }
-    CountDownLatch stop = new CountDownLatch(1);
-    // SIGTERM and Ctrl-C stop the agent in order and exit 0; the hook covers any other way out.
-    for (String signal : new String[] {"TERM", "INT"}) {
-      sun.misc.Signal.handle(new sun.misc.Signal(signal), s -> stop.countDown());
-    }
-    Thread hook = new Thread(agent::close, "agent-shutdown");
-    Runtime.getRuntime().addShutdownHook(hook);
-    spec.commandLine().getOut().printf("ferry agent %s ready on %s (transport %s)%n", agentConfig.hostId(),
-        Addresses.format(agent.address()), agent.transportName());
-    spec.commandLine().getOut().flush();
-    stop.await();
-    agent.close();
-    Runtime.getRuntime().removeShutdownHook(hook);
+    Daemon.runUntilStopped(agent, "agent", spec.commandLine().getOut(), String.format("ferry agent %s ready on %s (transport %s)",
+        agentConfig.hostId(), Addresses.format(agent.address()), agent.transportName()));
     return ExitCodes.OK;
   }
 
@@ -135,15 +114,7 @@ public final class AgentCommand implements Callable<Integer> {
         : Sizes.parseBytes("memory-capacity", memoryCapacity);
     long pool = memoryPool == null ? AgentConfig.defaultMemoryPoolBytes(capacity)
         : Sizes.parseBytes("memory-pool", memoryPool);
-    dev.ferry.agent.cluster.ZkSettings zkSettings = null;
-    if (zk != null) {
-      if (zkCredentialsFile == null) {
-        throw new InvalidConfigException("zk-credentials-file", "required with --zk");
-      }
-      zkSettings = new dev.ferry.agent.cluster.ZkSettings(zk,
-          dev.ferry.agent.cluster.ZkSettings.readCredentials(Path.of(zkCredentialsFile)),
-          parseInt("zk-session-timeout-ms", zkSessionTimeout));
-    }
+    dev.ferry.agent.cluster.ZkSettings zkSettings = zkOptions.settings();
     return new AgentConfig(hostId, Addresses.parse("listen", listen), Path.of(datastore),
         NettyTransport.Kind.parse(transport), capacity, parseInt("migrations-out-max", migrationsOutMax),
         parseInt("migrations-in-max", migrationsInMax), pool, NettyTransport.Allocator.parse(nettyAllocator),
@@ -151,7 +122,7 @@ public final class AgentCommand implements Callable<Integer> {
         cores != null ? parseInt("cores", cores) : Runtime.getRuntime().availableProcessors());
   }
 
-  static int parseInt(String field, String text) {
+  public static int parseInt(String field, String text) {
     try {
       return Integer.parseInt(text.trim());
     } catch (NumberFormatException e) {

@@ -38,22 +38,9 @@ public final class AgentProcess implements AutoCloseable {
   /** Starts agent {@code hostId} with its log in {@code logFile}; {@code extraArgs} go to {@code ferry agent}. */
   public static AgentProcess start(String hostId, Path datastore, Path logFile, List<String> extraArgs)
       throws IOException {
-    List<String> command = new ArrayList<>();
-    command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-    command.add("-Xmx512m");
-    for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-      if (arg.startsWith("--add-") || arg.startsWith("-Dchronicle") || arg.startsWith("-Dio.netty")) {
-        command.add(arg);
-      }
-    }
-    command.add("-Dchronicle.analytics.disable=true");
     String extra = System.getenv("FERRY_AGENT_JAVA_OPTS");
-    if (extra != null && !extra.isBlank()) {
-      command.addAll(List.of(extra.trim().split("\\s+")));
-    }
-    command.add("-cp");
-    command.add(System.getProperty("java.class.path"));
-    command.add(AgentMain.class.getName());
+    List<String> command = childJvm("512m",
+        extra == null || extra.isBlank() ? List.of() : List.of(extra.trim().split("\\s+")), AgentMain.class);
     command.addAll(List.of("--host-id", hostId, "--listen", "127.0.0.1:0", "--datastore", datastore.toString()));
     command.addAll(extraArgs);
     Process process = new ProcessBuilder(command).redirectError(logFile.toFile()).start();
@@ -72,6 +59,27 @@ public final class AgentProcess implements AutoCloseable {
       Thread.currentThread().interrupt();
       throw new IOException("interrupted while starting agent " + hostId, e);
     }
+  }
+
+  /**
+   * The command line of a child JVM running {@code main} with this JVM's class path, its module
+   * flags (Chronicle's access on Java 17) and Chronicle's analytics off, plus {@code jvmArgs}.
+   */
+  public static List<String> childJvm(String heap, List<String> jvmArgs, Class<?> main) {
+    List<String> command = new ArrayList<>();
+    command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    command.add("-Xmx" + heap);
+    for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+      if (arg.startsWith("--add-") || arg.startsWith("-Dchronicle") || arg.startsWith("-Dio.netty")) {
+        command.add(arg);
+      }
+    }
+    command.add("-Dchronicle.analytics.disable=true");
+    command.addAll(jvmArgs);
+    command.add("-cp");
+    command.add(System.getProperty("java.class.path"));
+    command.add(main.getName());
+    return command;
   }
 
   private static void readStdout(Process process, CompletableFuture<InetSocketAddress> ready) {

@@ -17,13 +17,13 @@ import picocli.CommandLine.ParseResult;
  * names without dashes ({@code host-id = h1}). Options given on the command line win. An unknown
  * key is an error naming it, so a typo never passes silently.
  */
-final class ConfigFile {
+public final class ConfigFile {
   private static final long FILE_BYTES_MAX = 64 * 1024;
 
   private ConfigFile() {}
 
   /** Fills every String option of {@code spec} not given on the command line from {@code file}. */
-  static void apply(Path file, CommandSpec spec, ParseResult parsed, Set<String> ignoredKeys) {
+  public static void apply(Path file, CommandSpec spec, ParseResult parsed, Set<String> ignoredKeys) {
     Properties properties = read(file);
     Set<String> known = new TreeSet<>();
     for (OptionSpec option : spec.options()) {

@@ -13,6 +13,8 @@ public final class ExitCodes {
   public static final int REFUSED = 4;
   /** A migration's outcome is unknown: the guest is paused until it is resolved. */
   public static final int UNKNOWN = 5;
+  /** The coordinator refused the API token. */
+  public static final int AUTH = 6;
 
   public static final String[] HELP = {
       "0:Success.",

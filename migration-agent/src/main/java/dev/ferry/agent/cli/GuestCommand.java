@@ -90,40 +90,15 @@ public final class GuestCommand {
     @Parameters(paramLabel = "NAME", description = "Guest name: lower-case letters, digits, '-'.")
     String name;
 
-    @Option(names = "--memory", paramLabel = "SIZE", defaultValue = "256MiB", description = "Memory (default: ${DEFAULT-VALUE}).")
-    String memory;
-
-    @Option(names = "--vcpus", defaultValue = "1", description = "vCPUs (default: ${DEFAULT-VALUE}).")
-    int vcpus;
-
-    @Option(names = "--dirty-rate", paramLabel = "RATE", defaultValue = "0",
-        description = "Bytes the vCPUs dirty per second, e.g. 32MiB/s (default: idle).")
-    String dirtyRate;
-
-    @Option(names = "--working-set", paramLabel = "SIZE", description = "Memory the vCPUs write to (default: all).")
-    String workingSet;
-
-    @Option(names = "--hot-set", paramLabel = "PERCENT", defaultValue = "20",
-        description = "Hot part of the working set (default: ${DEFAULT-VALUE}%%).")
-    int hotSet;
-
-    @Option(names = "--hot-access", paramLabel = "PERCENT", defaultValue = "80",
-        description = "Writes that go to the hot part (default: ${DEFAULT-VALUE}%%).")
-    int hotAccess;
-
-    @Option(names = "--content", defaultValue = "mixed",
-        description = "zero, text, random or mixed (30/40/30) (default: ${DEFAULT-VALUE}).")
-    String content;
-
-    @Option(names = "--seed", defaultValue = "1", description = "Workload seed (default: ${DEFAULT-VALUE}).")
-    long seed;
+    @picocli.CommandLine.Mixin
+    GuestOptions guest;
 
     @Override
     int run(AgentClient client) throws IOException {
-      GuestSpec guestSpec = spec(name, memory, vcpus, dirtyRate, workingSet, hotSet, hotAccess, content, seed);
+      GuestSpec guestSpec = guest.spec(name);
       client.create(guestSpec);
       out().printf("created %s on %s: %s, %d vCPUs, dirtying %s%n", name, Addresses.format(client.address()),
-          Sizes.formatBytes(guestSpec.getMemoryBytes()), vcpus, Sizes.formatRate(guestSpec.getWorkload().getDirtyRateBytesPerS()));
+          Sizes.formatBytes(guestSpec.getMemoryBytes()), guestSpec.getVcpus(), Sizes.formatRate(guestSpec.getWorkload().getDirtyRateBytesPerS()));
       return ExitCodes.OK;
     }
   }
@@ -226,33 +201,19 @@ public final class GuestCommand {
     @Option(names = "--id", paramLabel = "ID", description = "Migration id (default: generated).")
     String id;
 
-    @Option(names = "--max-downtime", paramLabel = "MS", defaultValue = "50",
-        description = "Longest acceptable pause (default: ${DEFAULT-VALUE} ms).")
-    int maxDowntime;
-
-    @Option(names = "--bandwidth", paramLabel = "RATE", description = "Cap the link, e.g. 100MiB/s (default: uncapped).")
-    String bandwidth;
-
-    @Option(names = "--compression", defaultValue = "auto", description = "off, on or auto (default: ${DEFAULT-VALUE}).")
-    String compression;
-
-    @Option(names = "--verify", description = "Prove the target's memory at resume equals the source's at pause "
-        + "(whole-memory digests, computed outside the pause).")
-    boolean verify;
+    @picocli.CommandLine.Mixin
+    PolicyOptions policyOptions;
 
     @Option(names = "--json", description = "Print the final report as JSON (no progress line).")
     boolean json;
 
     @Override
     int run(AgentClient client) throws IOException {
-      MigrationPolicy.Builder policy = MigrationPolicy.newBuilder().setMaxDowntimeMs(maxDowntime)
-          .setCompression(compressionMode(compression)).setDigest(verify);
-      if (bandwidth != null) {
-        policy.setBandwidthBytesPerS(Sizes.parseRate("--bandwidth", bandwidth));
-      }
+      MigrationPolicy policy = policyOptions.policy();
+      boolean verify = policyOptions.verify();
       InetSocketAddress target = Addresses.parse("--to", to);
       MigrationOutput output = new MigrationOutput(out(), System.console() != null);
-      MigrationReport report = client.migrate(name, target, policy.build(), id == null ? "" : id, p -> {
+      MigrationReport report = client.migrate(name, target, policy, id == null ? "" : id, p -> {
         if (!json) {
           output.progress(p);
         }

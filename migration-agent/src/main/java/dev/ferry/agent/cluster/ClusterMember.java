@@ -79,6 +79,12 @@ public final class ClusterMember implements AutoCloseable {
 
     void cancelOutgoing(String migrationId, String reason);
 
+    /** The migration a paused guest waits on (its outcome was unknown to the engine), or null. */
+    String undecidedMigration(String name);
+
+    /** Resumes the paused guest here, or frees it (it runs on the target now). */
+    void resolveUndecided(String name, boolean resume, String why);
+
     Set<String> outgoingMigrations();
   }
 
@@ -90,6 +96,8 @@ public final class ClusterMember implements AutoCloseable {
   private final Map<String, Long> progressWrittenNanos = new ConcurrentHashMap<>();
   private final Map<String, TargetMigration> undecided = new ConcurrentHashMap<>();
   private final Set<String> refusedStale = ConcurrentHashMap.newKeySet();
+  /** Outgoing migrations this host ran to an end: a lagging cache must not start them again. */
+  private final Set<String> finished = ConcurrentHashMap.newKeySet();
   private final AtomicBoolean connected = new AtomicBoolean();
   private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor(r -> {
     Thread t = new Thread(r, "cluster-member");
@@ -101,6 +109,8 @@ public final class ClusterMember implements AutoCloseable {
   private CuratorCache vms;
   private CuratorCache migrations;
   private volatile boolean closed;
+  /** The VM cache holds ZooKeeper's records (not an empty start): local guests without one may go. */
+  private volatile boolean vmsLoaded;
 
   public ClusterMember(Local local, ZkSettings settings, String cpuModel, int cpuCores) {
     this.local = local;
@@ -125,6 +135,7 @@ public final class ClusterMember implements AutoCloseable {
       }
     }
     refuseDuplicateHost();
+    warmUp();
     hostNode = new PersistentNode(zk, CreateMode.EPHEMERAL, false, ZkPaths.host(local.hostId()),
         Records.bytes(hostRecord()));
     hostNode.start();
@@ -134,7 +145,11 @@ public final class ClusterMember implements AutoCloseable {
     zk.getConnectionStateListenable().addListener((client, state) -> onConnectionState(state));
     vms = CuratorCache.build(zk, ZkPaths.VMS);
     migrations = CuratorCache.build(zk, ZkPaths.MIGRATIONS);
-    vms.listenable().addListener((type, before, after) -> wake());
+    vms.listenable().addListener(org.apache.curator.framework.recipes.cache.CuratorCacheListener.builder()
+        .forAll((type, before, after) -> wake()).forInitialized(() -> {
+          vmsLoaded = true;
+          wake();
+        }).build());
     migrations.listenable().addListener((type, before, after) -> wake());
     vms.start();
     migrations.start();
@@ -143,6 +158,29 @@ public final class ClusterMember implements AutoCloseable {
         TimeUnit.MILLISECONDS);
     LOG.info("host {} joined the cluster at {} ({} cores, {})", local.hostId(), settings.connect(), cpuCores, cpuModel);
     return this;
+  }
+
+  /**
+   * Runs the cutover's ZooKeeper calls once (sync, reads, a check-only multi-op) and the record
+   * codecs, so their classes are loaded and compiled before a guest is paused waiting on them:
+   * cold, the first commit took tens of milliseconds more.
+   */
+  private void warmUp() throws Exception {
+    long started = System.nanoTime();
+    for (int i = 0; i < 3; i++) {
+      ZkSync.sync(zk, ZkPaths.MIGRATIONS);
+      Stat stat = new Stat();
+      zk.getData().storingStatIn(stat).forPath(ZkPaths.MIGRATIONS);
+      zk.transaction().forOperations(zk.transactionOp().check().withVersion(stat.getVersion()).forPath(ZkPaths.MIGRATIONS));
+    }
+    for (int i = 0; i < 200; i++) {
+      MigrationRecord m = MigrationRecord.newBuilder().setFormatVersion(Records.FORMAT).setId("m-warm").setVm("vm")
+          .setState(MigrationState.MIGRATION_RUNNING).setCommitOpId("op").build();
+      Records.migration("/warm", Records.bytes(m));
+      Records.vm("/warm", Records.bytes(VmRecord.newBuilder().setFormatVersion(Records.FORMAT).setOwnerHost("h").build()));
+    }
+    new ZkCutoverAuthority(zk, local.hostId());
+    LOG.debug("cutover path warmed up in {} ms", (System.nanoTime() - started) / 1_000_000);
   }
 
   private void refuseDuplicateHost() throws Exception {
@@ -230,15 +268,27 @@ public final class ClusterMember implements AutoCloseable {
         migratingVms.add(m.getVm());
       }
     }
+    Map<String, MigrationRecord> byId = new java.util.HashMap<>();
+    migrationRecords.forEach(m -> byId.put(m.getId(), m));
+    Set<String> known = new java.util.HashSet<>();
     for (VmRecord vm : vmRecords) {
-      reconcileVm(vm, guests, migratingVms);
+      known.add(vm.getSpec().getName());
+      reconcileVm(vm, guests, migratingVms, byId);
+    }
+    if (vmsLoaded) {
+      guests.forEach((name, state) -> {
+        if (!known.contains(name) && "running".equals(state)) {
+          local.destroyGuest(name, "the cluster has no VM named " + name + " any more");
+        }
+      });
     }
     for (MigrationRecord m : migrationRecords) {
       reconcileMigration(m, outgoing);
     }
   }
 
-  private void reconcileVm(VmRecord vm, Map<String, String> guests, Set<String> migratingVms) {
+  private void reconcileVm(VmRecord vm, Map<String, String> guests, Set<String> migratingVms,
+      Map<String, MigrationRecord> migrationsById) {
     String name = vm.getSpec().getName();
     long seen = epochSeen.merge(name, vm.getEpoch(), Math::max);
     if (vm.getEpoch() < seen) {
@@ -247,6 +297,18 @@ public final class ClusterMember implements AutoCloseable {
     }
     String state = guests.get(name);
     boolean mine = vm.getOwnerHost().equals(local.hostId());
+    String undecided = local.undecidedMigration(name);
+    if (undecided != null) {
+      // This guest is paused because its migration's outcome was unknown: the records decide.
+      MigrationRecord m = migrationsById.get(undecided);
+      if (!mine || (m != null && !m.getCommitOpId().isEmpty())) {
+        local.resolveUndecided(name, false, "the commit is recorded; " + name + " runs on " + vm.getOwnerHost());
+      } else if (m == null || MigrationStates.isTerminal(m.getState())) {
+        local.resolveUndecided(name, true, "it ended " + (m == null ? "(record gone)" : m.getState())
+            + " without a commit");
+      }
+      return;
+    }
     if (!mine) {
       if ("running".equals(state) && !migratingVms.contains(name)) {
         // Ownership moved on without us (a migration committed, or an operator's move): step aside.
@@ -276,18 +338,25 @@ public final class ClusterMember implements AutoCloseable {
 
   private void reconcileMigration(MigrationRecord m, Set<String> outgoing) {
     boolean source = m.getSourceHost().equals(local.hostId());
-    if (m.getState() == MigrationState.MIGRATION_RUNNING && source) {
-      long seen = epochSeen.getOrDefault(m.getVm(), 0L);
-      if (m.getVmEpoch() < seen && m.getCommitOpId().isEmpty()) {
-        refuseStale("migration " + m.getId(), m.getVmEpoch(), seen);
-        finishMigration(m.getId(), MigrationState.MIGRATION_ABORTED, "refused: it carries VM epoch " + m.getVmEpoch()
-            + ", older than epoch " + seen + " seen on " + local.hostId(), null);
-        return;
-      }
-      if (!outgoing.contains(m.getId()) && m.getCommitOpId().isEmpty()) {
+    if (m.getState() == MigrationState.MIGRATION_RUNNING && source && m.getCommitOpId().isEmpty()) {
+      if (outgoing.contains(m.getId())) {
+        if (m.getCancelRequested()) {
+          local.cancelOutgoing(m.getId(), "cancelled by the operator");
+        }
+      } else if (!finished.contains(m.getId())) {
+        long seen = epochSeen.getOrDefault(m.getVm(), 0L);
+        if (m.getVmEpoch() < seen) {
+          // A command older than what this host has seen: refuse it, but only while the fresh
+          // record still says so (the cache may show the VM's new epoch before the commit).
+          refuseStale("migration " + m.getId(), m.getVmEpoch(), seen);
+          String reason = "refused by " + local.hostId() + ": it carries VM epoch " + m.getVmEpoch()
+              + ", older than epoch " + seen + " seen there";
+          updateMigration(m.getId(), r -> r.getState() == MigrationState.MIGRATION_RUNNING && r.getCommitOpId().isEmpty()
+              ? r.toBuilder().setState(MigrationState.MIGRATION_ABORTED).setReason(reason)
+                  .setEndedMs(System.currentTimeMillis()).build() : r);
+          return;
+        }
         startOutgoing(m);
-      } else if (m.getCancelRequested()) {
-        local.cancelOutgoing(m.getId(), "cancelled by the operator");
       }
     }
     TargetMigration waiting = undecided.get(m.getId());
@@ -341,6 +410,7 @@ public final class ClusterMember implements AutoCloseable {
   }
 
   private void reportOutcome(String migrationId, MigrationReport report) {
+    finished.add(migrationId);
     progressWrittenNanos.remove(migrationId);
     MigrationState state = switch (report.getPhase()) {
       case PHASE_COMPLETED -> MigrationState.MIGRATION_COMPLETED;
@@ -353,17 +423,19 @@ public final class ClusterMember implements AutoCloseable {
 
   private void finishMigration(String migrationId, MigrationState state, String reason, MigrationReport report) {
     updateMigration(migrationId, m -> {
-      if (m.getState() == MigrationState.MIGRATION_COMPLETED || m.getState() == MigrationState.MIGRATION_CANCELLED) {
-        return m; // already final
+      // The record's state machine decides (a committed migration is complete whatever the source saw).
+      MigrationState next = MigrationStates.settle(m.getState(), state, !m.getCommitOpId().isEmpty());
+      MigrationRecord.Builder b = m.toBuilder();
+      if (next != m.getState()) {
+        b.setState(next);
+        if (MigrationStates.isTerminal(next)) {
+          b.setEndedMs(System.currentTimeMillis());
+        }
+        if (m.getReason().isEmpty() || next != MigrationState.MIGRATION_COMPLETED) {
+          b.setReason(reason);
+        }
       }
-      // A committed migration is complete whatever happened after the commit.
-      MigrationState finalState = !m.getCommitOpId().isEmpty() && state != MigrationState.MIGRATION_UNKNOWN
-          ? MigrationState.MIGRATION_COMPLETED : state;
-      MigrationRecord.Builder b = m.toBuilder().setState(finalState).setEndedMs(System.currentTimeMillis());
-      if (m.getState() != MigrationState.MIGRATION_ABORTED || m.getReason().isEmpty()) {
-        b.setReason(reason);
-      }
-      if (report != null) {
+      if (report != null && !m.hasReport()) {
         b.setReport(report).setPhase(report.getPhase());
       }
       return b.build();
@@ -398,15 +470,20 @@ public final class ClusterMember implements AutoCloseable {
 
   /** True if ZooKeeper shows the migration committed, with the VM owned here at {@code epoch}. */
   public boolean confirmCommit(String migrationId, long epoch) {
+    long started = System.nanoTime();
     try {
       ZkSync.sync(zk, ZkPaths.migration(migrationId));
       MigrationRecord m = Records.migration(ZkPaths.migration(migrationId),
           zk.getData().forPath(ZkPaths.migration(migrationId)));
-      VmRecord vm = Records.vm(ZkPaths.vm(m.getVm()), zk.getData().forPath(ZkPaths.vm(m.getVm())));
-      boolean ok = !m.getCommitOpId().isEmpty() && vm.getOwnerHost().equals(local.hostId()) && vm.getEpoch() == epoch;
+      // The commit wrote this record and the VM's (owner: the target, epoch: vm_epoch + 1) in one
+      // multi-op: the migration record alone tells.
+      boolean ok = !m.getCommitOpId().isEmpty() && m.getTargetHost().equals(local.hostId())
+          && m.getVmEpoch() + 1 == epoch;
       if (ok) {
         epochSeen.merge(m.getVm(), epoch, Math::max);
       }
+      LOG.info("migration {}: commit {} in ZooKeeper ({} us)", migrationId, ok ? "confirmed" : "NOT found",
+          (System.nanoTime() - started) / 1000);
       return ok;
     } catch (Exception e) {
       LOG.warn("migration {}: cannot confirm the commit: {}", migrationId, e.toString());

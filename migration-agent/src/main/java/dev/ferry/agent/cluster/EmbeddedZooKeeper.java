@@ -56,6 +56,7 @@ public final class EmbeddedZooKeeper implements AutoCloseable {
   }
 
   private static EmbeddedZooKeeper start(Properties p, Path dataDir) throws Exception {
+    java.nio.file.Files.createDirectories(dataDir);
     ZooKeeperServerEmbedded server = ZooKeeperServerEmbedded.builder()
         .baseDir(dataDir.toAbsolutePath())
         .configuration(p)

@@ -31,6 +31,15 @@ public record ZkSettings(String connect, String credentials, int sessionTimeoutM
     InvalidConfigException.requireRange("zk-session-timeout-ms", sessionTimeoutMillis, 2_000, 120_000);
   }
 
+  /** From a daemon's options: {@code --zk}, {@code --zk-credentials-file} (required with it), the timeout. */
+  public static ZkSettings fromOptions(String zk, String credentialsFile, int sessionTimeoutMillis) {
+    if (credentialsFile == null) {
+      throw new InvalidConfigException("zk-credentials-file", "required with --zk: the cluster's nodes are protected "
+          + "by digest credentials (user:password)");
+    }
+    return new ZkSettings(zk, readCredentials(Path.of(credentialsFile)), sessionTimeoutMillis);
+  }
+
   /** Reads {@code user:password} from the first line of {@code file}. */
   public static String readCredentials(Path file) {
     try {

@@ -1,0 +1,301 @@
+package dev.ferry.cluster.api;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.Message;
+import com.google.protobuf.util.JsonFormat;
+import dev.ferry.agent.config.Addresses;
+import dev.ferry.cluster.coordinator.Coordinator;
+import dev.ferry.proto.ApiError;
+import dev.ferry.proto.CreateVmRequest;
+import dev.ferry.proto.PowerState;
+import dev.ferry.proto.StartMigrationRequest;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.handler.codec.TooLongFrameException;
+import io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.netty.handler.codec.http.FullHttpRequest;
+import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaderValues;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpObjectAggregator;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpServerCodec;
+import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.QueryStringDecoder;
+import io.netty.handler.timeout.ReadTimeoutHandler;
+import io.netty.util.concurrent.DefaultEventExecutorGroup;
+import io.netty.util.concurrent.EventExecutorGroup;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.util.List;
+import java.util.regex.Pattern;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The coordinator's operator API: JSON over HTTP/1.1 (Netty's codec), every request carrying
+ * {@code Authorization: Bearer <token>}. Bodies and answers are the Protobuf messages of
+ * {@code cluster.proto} in their JSON form with the proto field names. A standby answers 503
+ * with the leader's URL, so a client that knows every coordinator finds the one that serves.
+ *
+ * <pre>
+ *   GET    /v1/hosts                      HostList
+ *   GET    /v1/vms                        VmList
+ *   GET    /v1/vms/NAME                   VmRecord
+ *   POST   /v1/vms                        CreateVmRequest -> VmRecord
+ *   POST   /v1/vms/NAME/start|stop        VmRecord
+ *   DELETE /v1/vms/NAME
+ *   GET    /v1/migrations                 MigrationList
+ *   GET    /v1/migrations/ID              MigrationRecord
+ *   POST   /v1/migrations                 StartMigrationRequest -> MigrationRecord
+ *   POST   /v1/migrations/ID/cancel       MigrationRecord
+ * </pre>
+ */
+public final class ApiServer implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(ApiServer.class);
+  /** Every request body is small: a VM spec or a migration request. */
+  private static final int BODY_BYTES_MAX = 64 * 1024;
+  private static final int READ_TIMEOUT_SECONDS = 30;
+  private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.\\-]{0,62}");
+  private static final JsonFormat.Printer PRINTER = JsonFormat.printer().preservingProtoFieldNames()
+      .omittingInsignificantWhitespace();
+  private static final JsonFormat.Parser PARSER = JsonFormat.parser();
+
+  private final Coordinator coordinator;
+  private final byte[] token;
+  private final EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
+  /** Requests block on ZooKeeper: they run here, never on the event loop. */
+  private final EventExecutorGroup workers = new DefaultEventExecutorGroup(4);
+  private Channel channel;
+
+  public ApiServer(Coordinator coordinator, String token) {
+    this.coordinator = coordinator;
+    this.token = token.getBytes(StandardCharsets.UTF_8);
+  }
+
+  public ApiServer bind(InetSocketAddress address) throws InterruptedException {
+    channel = new ServerBootstrap().group(group).channel(NioServerSocketChannel.class)
+        .childHandler(new ChannelInitializer<SocketChannel>() {
+          @Override
+          protected void initChannel(SocketChannel ch) {
+            ch.pipeline().addLast(new ReadTimeoutHandler(READ_TIMEOUT_SECONDS))
+                .addLast(new HttpServerCodec(4096, 8192, 8192))
+                .addLast(new HttpObjectAggregator(BODY_BYTES_MAX))
+                .addLast(workers, new Handler());
+          }
+        })
+        .bind(address).sync().channel();
+    LOG.info("operator API on http://{}", Addresses.format(boundAddress()));
+    return this;
+  }
+
+  public InetSocketAddress boundAddress() {
+    return (InetSocketAddress) channel.localAddress();
+  }
+
+  /** What a request produced: a status and a message to print as JSON (or nothing). */
+  private record Answer(HttpResponseStatus status, Message body) {}
+
+  private final class Handler extends SimpleChannelInboundHandler<FullHttpRequest> {
+    @Override
+    protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest request) {
+      Answer answer;
+      if (!request.decoderResult().isSuccess()) {
+        answer = error(HttpResponseStatus.BAD_REQUEST, "malformed HTTP request");
+      } else if (!authorized(request)) {
+        answer = error(HttpResponseStatus.UNAUTHORIZED,
+            "missing or wrong bearer token (set FERRY_TOKEN or the CLI's token-file)");
+      } else {
+        answer = serve(request);
+      }
+      respond(ctx, request, answer);
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+      if (cause instanceof TooLongFrameException) {
+        respond(ctx, null, error(HttpResponseStatus.REQUEST_ENTITY_TOO_LARGE, "request larger than 64 KiB"));
+      } else {
+        LOG.debug("API connection {}: {}", ctx.channel().remoteAddress(), cause.toString());
+        ctx.close();
+      }
+    }
+  }
+
+  private boolean authorized(FullHttpRequest request) {
+    String header = request.headers().get(HttpHeaderNames.AUTHORIZATION);
+    if (header == null || !header.startsWith("Bearer ")) {
+      return false;
+    }
+    byte[] offered = header.substring("Bearer ".length()).trim().getBytes(StandardCharsets.UTF_8);
+    return MessageDigest.isEqual(offered, token);
+  }
+
+  private Answer serve(FullHttpRequest request) {
+    QueryStringDecoder uri = new QueryStringDecoder(request.uri());
+    List<String> path = List.of(uri.path().replaceAll("^/+|/+$", "").split("/+"));
+    HttpMethod method = request.method();
+    try {
+      if (path.size() < 2 || !path.get(0).equals("v1")) {
+        return error(HttpResponseStatus.NOT_FOUND, "no such endpoint: " + uri.path());
+      }
+      String collection = path.get(1);
+      if (collection.equals("hosts") && path.size() == 2 && method.equals(HttpMethod.GET)) {
+        return ok(coordinator.hosts());
+      }
+      if (collection.equals("vms")) {
+        return vms(request, method, path);
+      }
+      if (collection.equals("migrations")) {
+        return migrations(request, method, path);
+      }
+      return error(HttpResponseStatus.NOT_FOUND, "no such endpoint: " + method + " " + uri.path());
+    } catch (Coordinator.Refused e) {
+      ApiError.Builder err = ApiError.newBuilder().setError(e.getMessage());
+      if (e.status() == 503) {
+        err.setLeaderUrl(coordinator.leaderUrl());
+      }
+      return new Answer(HttpResponseStatus.valueOf(e.status()), err.build());
+    } catch (BadRequest e) {
+      return error(HttpResponseStatus.BAD_REQUEST, e.getMessage());
+    } catch (Exception e) {
+      LOG.warn("API {} {} failed", method, uri.path(), e);
+      return error(HttpResponseStatus.INTERNAL_SERVER_ERROR, "the coordinator failed: " + e);
+    }
+  }
+
+  private Answer vms(FullHttpRequest request, HttpMethod method, List<String> path) throws Exception {
+    if (path.size() == 2) {
+      if (method.equals(HttpMethod.GET)) {
+        return ok(coordinator.vms());
+      }
+      if (method.equals(HttpMethod.POST)) {
+        CreateVmRequest.Builder body = CreateVmRequest.newBuilder();
+        parse(request, body);
+        return new Answer(HttpResponseStatus.CREATED, coordinator.createVm(body.build()));
+      }
+    } else {
+      String name = name("vm", path.get(2));
+      if (path.size() == 3 && method.equals(HttpMethod.GET)) {
+        return ok(coordinator.vm(name));
+      }
+      if (path.size() == 3 && method.equals(HttpMethod.DELETE)) {
+        coordinator.deleteVm(name);
+        return new Answer(HttpResponseStatus.NO_CONTENT, null);
+      }
+      if (path.size() == 4 && method.equals(HttpMethod.POST)) {
+        switch (path.get(3)) {
+          case "start" -> {
+            return ok(coordinator.setPower(name, PowerState.POWER_RUNNING));
+          }
+          case "stop" -> {
+            return ok(coordinator.setPower(name, PowerState.POWER_STOPPED));
+          }
+          default -> { }
+        }
+      }
+    }
+    return error(HttpResponseStatus.NOT_FOUND, "no such endpoint: " + method + " /" + String.join("/", path));
+  }
+
+  private Answer migrations(FullHttpRequest request, HttpMethod method, List<String> path) throws Exception {
+    if (path.size() == 2) {
+      if (method.equals(HttpMethod.GET)) {
+        return ok(coordinator.migrations());
+      }
+      if (method.equals(HttpMethod.POST)) {
+        StartMigrationRequest.Builder body = StartMigrationRequest.newBuilder();
+        parse(request, body);
+        name("vm", body.getVm());
+        name("target_host", body.getTargetHost());
+        return new Answer(HttpResponseStatus.CREATED, coordinator.startMigration(body.build()));
+      }
+    } else {
+      String id = name("migration", path.get(2));
+      if (path.size() == 3 && method.equals(HttpMethod.GET)) {
+        return ok(coordinator.migration(id));
+      }
+      if (path.size() == 4 && path.get(3).equals("cancel") && method.equals(HttpMethod.POST)) {
+        return ok(coordinator.cancelMigration(id));
+      }
+    }
+    return error(HttpResponseStatus.NOT_FOUND, "no such endpoint: " + method + " /" + String.join("/", path));
+  }
+
+  /** A request the client got wrong; the message names the field. */
+  private static final class BadRequest extends Exception {
+    private static final long serialVersionUID = 1L;
+
+    BadRequest(String message) {
+      super(message);
+    }
+  }
+
+  private static String name(String field, String value) throws BadRequest {
+    if (value == null || !NAME.matcher(value).matches()) {
+      throw new BadRequest(field + ": '" + value + "' is not a name (letters, digits, '.', '_', '-'; at most 63)");
+    }
+    return value;
+  }
+
+  private static void parse(FullHttpRequest request, Message.Builder into) throws BadRequest {
+    String json = request.content().toString(StandardCharsets.UTF_8);
+    try {
+      PARSER.merge(json, into);
+    } catch (InvalidProtocolBufferException e) {
+      throw new BadRequest("request body: " + e.getMessage());
+    }
+  }
+
+  private static Answer ok(Message body) {
+    return new Answer(HttpResponseStatus.OK, body);
+  }
+
+  private static Answer error(HttpResponseStatus status, String message) {
+    return new Answer(status, ApiError.newBuilder().setError(message).build());
+  }
+
+  private static void respond(ChannelHandlerContext ctx, FullHttpRequest request, Answer answer) {
+    byte[] body = new byte[0];
+    if (answer.body() != null) {
+      try {
+        body = (PRINTER.print(answer.body()) + "\n").getBytes(StandardCharsets.UTF_8);
+      } catch (InvalidProtocolBufferException e) {
+        throw new IllegalStateException("cannot print " + answer.body().getClass().getSimpleName(), e);
+      }
+    }
+    FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, answer.status(),
+        Unpooled.wrappedBuffer(body));
+    response.headers().set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.APPLICATION_JSON)
+        .setInt(HttpHeaderNames.CONTENT_LENGTH, body.length);
+    boolean keepAlive = request != null && HttpUtil.isKeepAlive(request) && answer.status().code() < 400;
+    if (keepAlive) {
+      response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
+      ctx.writeAndFlush(response);
+    } else {
+      ctx.writeAndFlush(response).addListener(ChannelFutureListener.CLOSE);
+    }
+  }
+
+  @Override
+  public void close() {
+    if (channel != null) {
+      channel.close().syncUninterruptibly();
+    }
+    group.shutdownGracefully(0, 2, java.util.concurrent.TimeUnit.SECONDS).syncUninterruptibly();
+    workers.shutdownGracefully(0, 2, java.util.concurrent.TimeUnit.SECONDS).syncUninterruptibly();
+  }
+}

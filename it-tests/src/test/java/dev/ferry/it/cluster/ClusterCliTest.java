@@ -1,0 +1,150 @@
+package dev.ferry.it.cluster;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.protobuf.ByteString;
+import dev.ferry.agent.cluster.Records;
+import dev.ferry.agent.cluster.ZkPaths;
+import dev.ferry.proto.MigrationPolicy;
+import dev.ferry.proto.MigrationRecord;
+import dev.ferry.proto.MigrationState;
+import dev.ferry.proto.VmRecord;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.apache.zookeeper.KeeperException;
+import org.apache.zookeeper.ZooKeeper;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * One cluster of real processes — a ZooKeeper server, a coordinator, three agents (host-3 runs
+ * with the duplicate-commit failpoint) — driven through the CLI and the real API.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@Timeout(value = 8, unit = TimeUnit.MINUTES)
+class ClusterCliTest {
+  @TempDir(cleanup = org.junit.jupiter.api.io.CleanupMode.ON_SUCCESS)
+  static Path dir;
+
+  private TestCluster cluster;
+
+  @BeforeAll
+  void start() throws Exception {
+    cluster = TestCluster.start(dir, 1);
+    cluster.startCoordinator("c1");
+    cluster.startAgent("host-1", List.of());
+    cluster.startAgent("host-2", List.of());
+    cluster.startAgent("host-3", List.of("-Dferry.failpoint=commit-duplicate"));
+    TestCluster.await("the coordinator lists three hosts up", Duration.ofSeconds(60),
+        () -> cluster.cli("hosts", "--json").out().split("\"up\":true", -1).length - 1 == 3);
+  }
+
+  @AfterAll
+  void stop() {
+    if (cluster != null) {
+      cluster.close();
+    }
+  }
+
+  @Test
+  void createAndMigrateThroughTheCli() throws Exception {
+    TestCluster.Cli created = cluster.cli("vm", "create", "web-1", "--memory", "128MiB", "--dirty-rate", "16MiB/s",
+        "--working-set", "32MiB", "--host", "host-1");
+    assertEquals(0, created.exitCode(), created.toString());
+    assertTrue(created.out().contains("running on host-1 (epoch 1)"), created.toString());
+    cluster.assertRunsOnlyOn("web-1", "host-1");
+
+    TestCluster.Cli moved = cluster.cli("migrate", "web-1", "--to", "host-2", "--verify");
+    assertEquals(0, moved.exitCode(), moved + cluster.logs());
+    assertTrue(moved.out().contains("memory on host-2 at resume == memory on host-1 at pause"), moved.toString());
+    assertTrue(moved.out().contains("exactly the steps they paused at"), moved.toString());
+    cluster.assertRunsOnlyOn("web-1", "host-2");
+    VmRecord vm = cluster.vm("web-1");
+    assertEquals(2, vm.getEpoch(), "the commit moved the epoch on");
+
+    TestCluster.Cli listed = cluster.cli("migrations");
+    assertTrue(listed.out().contains("web-1") && listed.out().contains("completed"), listed.toString());
+
+    TestCluster.Cli again = cluster.cli("migrate", "web-1", "--to", "host-2");
+    assertEquals(4, again.exitCode(), again.toString());
+    assertTrue(again.err().contains("web-1 already runs on host-2"), again.toString());
+    TestCluster.Cli noRoom = cluster.cli("vm", "create", "big-1", "--memory", "3GiB", "--host", "host-1");
+    assertEquals(4, noRoom.exitCode(), noRoom.toString());
+    assertTrue(noRoom.err().matches("(?s).*host-1 has [0-9.]+ GiB free, big-1 needs 3\\.0 GiB.*"), noRoom.toString());
+  }
+
+  @Test
+  void aDuplicatedCutoverIsRecognisedNotReportedFailed() throws Exception {
+    assertEquals(0, cluster.cli("vm", "create", "dup-1", "--memory", "64MiB", "--dirty-rate", "4MiB/s",
+        "--host", "host-3").exitCode());
+    // host-3 replays its commit multi-op, as Curator's retry after a lost connection would: the
+    // replay fails with BADVERSION although the first one landed.
+    TestCluster.Cli moved = cluster.cli("migrate", "dup-1", "--to", "host-1", "--verify");
+    assertEquals(0, moved.exitCode(), moved + cluster.logs());
+    assertTrue(cluster.agents.get("host-3").logText().contains("recognised by its operation id"),
+        "the source read the record back and found its own commit");
+    cluster.assertRunsOnlyOn("dup-1", "host-1");
+    assertEquals(2, cluster.vm("dup-1").getEpoch(), "one commit, one epoch step");
+  }
+
+  @Test
+  void aCommandWithAStaleEpochIsRefused() throws Exception {
+    assertEquals(0, cluster.cli("vm", "create", "stale-1", "--memory", "64MiB", "--host", "host-1").exitCode());
+    assertEquals(0, cluster.cli("migrate", "stale-1", "--to", "host-2").exitCode());
+    assertEquals(2, cluster.vm("stale-1").getEpoch());
+    // A migration record carrying the VM's old epoch 1 (what a deposed coordinator or a replayed
+    // request would write): its source, the owner, must refuse to act on it.
+    MigrationRecord stale = MigrationRecord.newBuilder().setFormatVersion(Records.FORMAT).setId("m-stale")
+        .setVm("stale-1").setSourceHost("host-2").setTargetHost("host-1")
+        .setPolicy(MigrationPolicy.getDefaultInstance()).setState(MigrationState.MIGRATION_RUNNING)
+        .setSecret(ByteString.copyFrom(new byte[32])).setVmEpoch(1).setCreatedMs(System.currentTimeMillis()).build();
+    cluster.zk().create().forPath(ZkPaths.migration("m-stale"), Records.bytes(stale));
+    TestCluster.await("host-2 refuses m-stale", Duration.ofSeconds(30),
+        () -> {
+          try {
+            return cluster.migration("m-stale").getState() == MigrationState.MIGRATION_ABORTED;
+          } catch (Exception e) {
+            return false;
+          }
+        });
+    MigrationRecord refused = cluster.migration("m-stale");
+    assertTrue(refused.getReason().contains("epoch 1, older than epoch 2"), refused.getReason());
+    cluster.assertRunsOnlyOn("stale-1", "host-2");
+    assertEquals(2, cluster.vm("stale-1").getEpoch(), "nothing moved");
+  }
+
+  @Test
+  void anUnauthenticatedClientCannotRewriteOwnership() throws Exception {
+    assertEquals(0, cluster.cli("vm", "create", "acl-1", "--memory", "64MiB", "--host", "host-1").exitCode());
+    ZooKeeper stranger = new ZooKeeper(cluster.zkConnect, 10_000, event -> { });
+    try {
+      TestCluster.await("the stranger connects", Duration.ofSeconds(30),
+          () -> stranger.getState() == ZooKeeper.States.CONNECTED);
+      VmRecord hijacked = cluster.vm("acl-1").toBuilder().setOwnerHost("host-2").setEpoch(99).build();
+      assertThrows(KeeperException.NoAuthException.class,
+          () -> stranger.setData(ZkPaths.vm("acl-1"), Records.bytes(hijacked), -1));
+      assertThrows(KeeperException.NoAuthException.class, () -> stranger.getData(ZkPaths.vm("acl-1"), false, null),
+          "records (and the migration secrets in them) are not readable either");
+      assertThrows(KeeperException.NoAuthException.class, () -> stranger.delete(ZkPaths.vm("acl-1"), -1));
+      stranger.addAuthInfo("digest", "ferry:a-wrong-password".getBytes(StandardCharsets.UTF_8));
+      assertThrows(KeeperException.NoAuthException.class,
+          () -> stranger.setData(ZkPaths.vm("acl-1"), Records.bytes(hijacked), -1));
+    } finally {
+      stranger.close();
+    }
+    cluster.assertRunsOnlyOn("acl-1", "host-1");
+    assertEquals(1, cluster.vm("acl-1").getEpoch());
+
+    TestCluster.Cli wrongToken = cluster.cli("vms", "--token-file", dir.resolve("zk-credentials").toString());
+    assertEquals(6, wrongToken.exitCode(), wrongToken.toString());
+  }
+}
