@@ -35,6 +35,7 @@ public final class Ferry implements Runnable {
   /** The CLI with its error handling, as {@code main} runs it (tests run commands in-process through it). */
   public static CommandLine commandLine() {
     CommandLine cli = new CommandLine(new Ferry());
+    cli.setUsageHelpWidth(100); // the descriptions are written for 100 columns
     cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
       commandLine.getErr().println(commandLine.getCommandSpec().qualifiedName() + ": " + e.getMessage());
       return e instanceof dev.ferry.agent.config.InvalidConfigException ? ExitCodes.USAGE : ExitCodes.FAILED;

@@ -90,7 +90,8 @@ final class ListCommands {
   }
 
   @Command(name = "migrations", mixinStandardHelpOptions = true,
-      description = {"List migrations: those queued or running, then the most recent finished ones.",
+      description = {"List migrations (queued, running, recently finished).", "",
+          "Those queued or running come last, after the most recent finished ones.",
           "With --watch the list redraws every second until Ctrl-C."},
       exitCodeListHeading = "%nExit codes:%n", exitCodeList = {"0:Success.", "2:Invalid command line.",
           "3:No coordinator could be reached.", "4:Refused.", "6:Wrong API token."})

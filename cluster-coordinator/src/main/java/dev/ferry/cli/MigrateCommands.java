@@ -30,10 +30,12 @@ final class MigrateCommands {
   private MigrateCommands() {}
 
   @Command(name = "migrate", mixinStandardHelpOptions = true,
-      description = {"Live-migrate a running VM to another host. Shows a progress line (phase, round,",
-          "sent/left, rate, dirty rate, expected downtime, ETA) and ends with a summary. Over a",
-          "concurrency limit the migration queues first. Ctrl-C detaches: the migration goes on",
-          "(ferry migrations shows it; ferry migration cancel ID stops it)."},
+      description = {"Live-migrate a running VM to another host.",
+          "",
+          "Shows a progress line (phase, round, sent/left, rate, dirty rate, expected downtime, ETA)",
+          "and ends with a summary. Over a concurrency limit the migration queues first. Ctrl-C",
+          "detaches: the migration goes on (ferry migrations shows it; ferry migration cancel ID",
+          "stops it)."},
       exitCodeListHeading = "%nExit codes:%n",
       exitCodeList = {"0:Completed (with --verify: and the memory matched).", "1:Aborted or cancelled; the VM runs on its source.",
           "2:Invalid command line.", "3:No coordinator could be reached.",

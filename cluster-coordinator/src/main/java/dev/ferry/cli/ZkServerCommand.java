@@ -12,9 +12,11 @@ import picocli.CommandLine.Spec;
 /** {@code ferry zk-server}: a standalone ZooKeeper server (from the Maven artifacts) on 127.0.0.1. */
 @Command(name = "zk-server",
     mixinStandardHelpOptions = true,
-    description = {"Run a standalone ZooKeeper server bound to 127.0.0.1 until SIGTERM or Ctrl-C",
-        "(scripts/zk start|stop runs it in the background). For a production ensemble run",
-        "ZooKeeper itself."},
+    description = {"Run a ZooKeeper server on 127.0.0.1 (from the Maven artifacts).",
+        "",
+        "Runs until SIGTERM or Ctrl-C (scripts/zk start|stop runs it in the background); with",
+        "--server-id and --ensemble it is one server of an ensemble on this machine. For a",
+        "production ensemble run ZooKeeper itself."},
     exitCodeListHeading = "%nExit codes:%n",
     exitCodeList = {"0:Stopped cleanly.", "1:Could not start (port in use, data directory unusable).",
         "2:Invalid option."})

@@ -228,7 +228,7 @@ public final class Coordinator implements AutoCloseable {
   // --- Operator requests (the leader only) ----------------------------------------------------
 
   /** Why a request cannot be served: the message goes to the operator as it is. */
-  public static final class Refused extends Exception {
+  public static class Refused extends Exception {
     private static final long serialVersionUID = 1L;
     private final int status;
 

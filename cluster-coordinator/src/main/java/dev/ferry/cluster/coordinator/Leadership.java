@@ -29,11 +29,11 @@ final class Leadership implements AutoCloseable {
   record Fence(long epoch, int version) {}
 
   /** A fenced write failed because a newer leader exists. */
-  static final class DeposedException extends Exception {
+  static final class DeposedException extends Coordinator.Refused {
     private static final long serialVersionUID = 1L;
 
     DeposedException(String message) {
-      super(message);
+      super(503, message);
     }
   }
 

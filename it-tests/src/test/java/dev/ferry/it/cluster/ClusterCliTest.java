@@ -147,4 +147,67 @@ class ClusterCliTest {
     TestCluster.Cli wrongToken = cluster.cli("vms", "--token-file", dir.resolve("zk-credentials").toString());
     assertEquals(6, wrongToken.exitCode(), wrongToken.toString());
   }
+
+  @Test
+  void aCancelledMigrationLeavesTheVmRunningOnItsSource() throws Exception {
+    assertEquals(0, cluster.cli("vm", "create", "cancel-1", "--memory", "128MiB", "--content", "random",
+        "--dirty-rate", "4MiB/s", "--host", "host-2").exitCode());
+    TestCluster.Cli started = cluster.cli("migrate", "cancel-1", "--to", "host-1", "--bandwidth", "16MiB/s", "--detach");
+    assertEquals(0, started.exitCode(), started.toString());
+    String id = started.out().trim();
+    TestCluster.await(id + " is under way", Duration.ofSeconds(60), () -> {
+      try {
+        return cluster.migration(id).getProgress().getGuestBytesSent() > (4 << 20);
+      } catch (Exception e) {
+        return false;
+      }
+    });
+    TestCluster.Cli cancelled = cluster.cli("migration", "cancel", id);
+    assertEquals(0, cancelled.exitCode(), cancelled + cluster.logs());
+    assertTrue(cancelled.out().contains("cancelled"), cancelled.toString());
+    assertEquals(MigrationState.MIGRATION_CANCELLED, cluster.migration(id).getState());
+    cluster.assertRunsOnlyOn("cancel-1", "host-2");
+    assertEquals(1, cluster.vm("cancel-1").getEpoch(), "nothing moved");
+    TestCluster.Cli again = cluster.cli("migration", "cancel", id);
+    assertEquals(4, again.exitCode(), again.toString());
+    assertTrue(again.err().contains("already ended"), again.toString());
+  }
+
+  @Test
+  void migrationsOverTheHostLimitQueue() throws Exception {
+    List<String> ids = new java.util.ArrayList<>();
+    for (int i = 1; i <= 3; i++) {
+      assertEquals(0, cluster.cli("vm", "create", "q-" + i, "--memory", "32MiB", "--content", "random",
+          "--host", "host-1").exitCode());
+    }
+    for (int i = 1; i <= 3; i++) {
+      TestCluster.Cli started = cluster.cli("migrate", "q-" + i, "--to", "host-2", "--bandwidth", "8MiB/s", "--detach");
+      assertEquals(0, started.exitCode(), started.toString());
+      ids.add(started.out().trim());
+    }
+    // At most two leave host-1 at once (the default per-host limit): the third waits, and says so.
+    TestCluster.await("the first two run", Duration.ofSeconds(30), () -> {
+      try {
+        return cluster.migration(ids.get(0)).getState() == MigrationState.MIGRATION_RUNNING
+            && cluster.migration(ids.get(1)).getState() == MigrationState.MIGRATION_RUNNING;
+      } catch (Exception e) {
+        return false;
+      }
+    });
+    assertEquals(MigrationState.MIGRATION_QUEUED, cluster.migration(ids.get(2)).getState());
+    TestCluster.Cli listed = cluster.cli("migrations");
+    assertTrue(listed.out().lines().anyMatch(l -> l.startsWith(ids.get(2)) && l.contains("queued")), listed.toString());
+    for (String id : ids) {
+      TestCluster.await(id + " completes", Duration.ofSeconds(120), () -> {
+        try {
+          return cluster.migration(id).getState() == MigrationState.MIGRATION_COMPLETED;
+        } catch (Exception e) {
+          return false;
+        }
+      });
+    }
+    for (int i = 1; i <= 3; i++) {
+      cluster.assertRunsOnlyOn("q-" + i, "host-2");
+    }
+  }
 }

@@ -19,9 +19,15 @@ import picocli.CommandLine.Spec;
 @Command(name = "agent",
     mixinStandardHelpOptions = true,
     description = {
-        "Run the host agent: it runs built-in guests and sends them to, or receives them from,",
+        "Run the host agent of this host.",
+        "",
+        "The agent runs built-in guests and sends them to, or receives them from,",
         "other agents over its listen address. Runs until SIGTERM or Ctrl-C, then stops cleanly:",
         "outgoing migrations are cancelled (their guests keep running here until the agent exits).",
+        "",
+        "With --zk it joins a cluster: it registers the host in ZooKeeper, runs the VMs the cluster",
+        "assigns it and the migrations the coordinator admits; 'ferry guest' may then only list.",
+        "Without --zk it stands alone and takes 'ferry guest' commands directly.",
         "",
         "Every option can also come from --config FILE as 'name = value' lines using the option",
         "names without dashes (host-id = h1); the command line wins."},
@@ -49,7 +55,7 @@ public final class AgentCommand implements Callable<Integer> {
   String transport;
 
   @Option(names = "--memory-capacity", paramLabel = "SIZE",
-      description = "Guest memory this host accepts in total (default: 80% of physical memory).")
+      description = "Guest memory this host accepts in total (default: 80%% of physical memory).")
   String memoryCapacity;
 
   @Option(names = "--memory-pool", paramLabel = "SIZE",

@@ -33,6 +33,8 @@ import org.slf4j.LoggerFactory;
  * and the guest stays paused here, so it never runs on two hosts.
  */
 public final class SourceMigration {
+  /** How long a failed link is still read for the target's reason. */
+  private static final long ABORT_READ_BACK_NANOS = 500_000_000L;
   private static final Logger LOG = LoggerFactory.getLogger(SourceMigration.class);
   private static final long POLL_SLICE_NANOS = 10_000_000L;
   /** Longer than the target's own wait (2 s), so its answer always arrives. */
@@ -151,7 +153,8 @@ public final class SourceMigration {
     } catch (MigrationFailure failure) {
       failBeforeCommit(report, failure.phase, failure.getMessage());
     } catch (LinkException | ProtocolException e) {
-      failBeforeCommit(report, MigrationPhase.ABORTED, describe(e));
+      String why = e instanceof LinkException ? abortFromTarget() : null;
+      failBeforeCommit(report, MigrationPhase.ABORTED, why != null ? why : describe(e));
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       failBeforeCommit(report, MigrationPhase.ABORTED, "interrupted: the agent is shutting down");
@@ -592,6 +595,27 @@ public final class SourceMigration {
         .setElapsedMs((now - startNanos) / 1_000_000L)
         .setCompressing(governor.compressing())
         .build());
+  }
+
+  /**
+   * After the link failed: the reason the target gave, if its Abort arrived before the end of
+   * the stream (a write can fail on the target's close before that message was read).
+   */
+  private String abortFromTarget() {
+    long deadline = System.nanoTime() + ABORT_READ_BACK_NANOS;
+    try {
+      for (long left = ABORT_READ_BACK_NANOS; left > 0; left = deadline - System.nanoTime()) {
+        Control message = link.pollControl(left);
+        if (message != null && message.getBodyCase() == Control.BodyCase.ABORT) {
+          return "target aborted: " + message.getAbort().getReason();
+        }
+      }
+    } catch (LinkException e) {
+      // the stream ended without an Abort
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    return null;
   }
 
   private static String describe(Throwable e) {

@@ -107,6 +107,9 @@ public final class AgentServer implements AutoCloseable {
     return Boolean.parseBoolean(System.getProperty("ferry.placement", "true"));
   }
 
+  /** How long a closing target keeps draining what its source still sends. */
+  private static final long LINGER_MILLIS = 2_000;
+
   /** Closes {@code channel} once {@code lastWrite} (if any) has reached the socket. */
   private static void closeAfter(Channel channel, ChannelFuture lastWrite) {
     if (lastWrite == null) {
@@ -160,6 +163,7 @@ public final class AgentServer implements AutoCloseable {
     private ChannelHandlerContext ctx;
     private TargetMigration migration;
     private boolean placing;
+    private boolean closing;
 
     @Override
     public void handlerAdded(ChannelHandlerContext context) {
@@ -170,6 +174,9 @@ public final class AgentServer implements AutoCloseable {
     @Override
     public void channelRead(ChannelHandlerContext context, Object msg) {
       try {
+        if (closing) {
+          return; // the migration is over: what still arrives is dropped
+        }
         if (msg instanceof PageBytes bytes) {
           ByteBuf chunk = bytes.content();
           if (chunk.nioBufferCount() == 1) {
@@ -230,9 +237,33 @@ public final class AgentServer implements AutoCloseable {
       ctx.executor().schedule(task, delayNanos, TimeUnit.NANOSECONDS);
     }
 
+    /**
+     * Closes gracefully: once the last message is flushed, half-close and keep reading (and
+     * dropping) what the source still sends for a moment. Closing outright while the source is
+     * mid-write makes the kernel answer with a reset, which discards the unread Abort and leaves
+     * the source with "connection reset" instead of the target's reason.
+     */
     @Override
     public void close() {
-      closeAfter(ctx.channel(), lastWrite);
+      if (closing) {
+        return;
+      }
+      closing = true;
+      Channel channel = ctx.channel();
+      Runnable linger = () -> {
+        if (channel instanceof io.netty.channel.socket.DuplexChannel duplex && channel.isActive()) {
+          duplex.shutdownOutput().addListener(f -> ctx.executor().schedule(() -> {
+            channel.close();
+          }, LINGER_MILLIS, TimeUnit.MILLISECONDS));
+        } else {
+          channel.close();
+        }
+      };
+      if (lastWrite == null) {
+        linger.run();
+      } else {
+        lastWrite.addListener(f -> linger.run());
+      }
     }
   }
 

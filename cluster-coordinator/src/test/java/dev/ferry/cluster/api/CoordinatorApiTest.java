@@ -1,0 +1,185 @@
+package dev.ferry.cluster.api;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.protobuf.util.JsonFormat;
+import dev.ferry.agent.cluster.EmbeddedZooKeeper;
+import dev.ferry.agent.cluster.Records;
+import dev.ferry.agent.cluster.ZkClients;
+import dev.ferry.agent.cluster.ZkPaths;
+import dev.ferry.agent.cluster.ZkSettings;
+import dev.ferry.cluster.coordinator.Coordinator;
+import dev.ferry.cluster.coordinator.Planner;
+import dev.ferry.proto.ApiError;
+import dev.ferry.proto.CoordinatorEpoch;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.BooleanSupplier;
+import org.apache.curator.framework.CuratorFramework;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Two coordinators with their APIs on a real (embedded) ZooKeeper: one leads, the standby points
+ * at it; requests without the token are refused; bad bodies get errors naming what is wrong; a
+ * leader whose epoch was superseded cannot write any more.
+ */
+@Timeout(value = 2, unit = TimeUnit.MINUTES)
+class CoordinatorApiTest {
+  private static final String TOKEN = "test-token-0123456789abcdef";
+  private static final String CREDENTIALS = "ferry:api-test-secret";
+
+  @TempDir
+  Path dir;
+
+  private EmbeddedZooKeeper zkServer;
+  private Coordinator a;
+  private Coordinator b;
+  private ApiServer apiA;
+  private ApiServer apiB;
+  private CuratorFramework admin;
+  private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+
+  @BeforeEach
+  void start() throws Exception {
+    zkServer = EmbeddedZooKeeper.standalone(freePort(), dir.resolve("zk"));
+    ZkSettings settings = new ZkSettings(zkServer.connectString(), CREDENTIALS, 10_000);
+    a = new Coordinator("a", settings, Planner.Limits.DEFAULT);
+    apiA = new ApiServer(a, TOKEN).bind(new java.net.InetSocketAddress("127.0.0.1", 0));
+    a.start(url(apiA));
+    await("a leads", a::leading);
+    b = new Coordinator("b", settings, Planner.Limits.DEFAULT);
+    apiB = new ApiServer(b, TOKEN).bind(new java.net.InetSocketAddress("127.0.0.1", 0));
+    b.start(url(apiB));
+    admin = ZkClients.start(settings);
+  }
+
+  @AfterEach
+  void stop() {
+    for (AutoCloseable c : new AutoCloseable[] {admin, apiB, b, apiA, a, zkServer}) {
+      try {
+        if (c != null) {
+          c.close();
+        }
+      } catch (Exception ignored) {
+        // best effort
+      }
+    }
+  }
+
+  @Test
+  void theStandbyAnswers503WithTheLeadersAddress() throws Exception {
+    HttpResponse<String> fromLeader = send(apiA, "GET", "/v1/vms", null, TOKEN);
+    assertEquals(200, fromLeader.statusCode(), fromLeader.body());
+    HttpResponse<String> fromStandby = send(apiB, "GET", "/v1/vms", null, TOKEN);
+    assertEquals(503, fromStandby.statusCode(), fromStandby.body());
+    assertEquals(url(apiA), error(fromStandby).getLeaderUrl());
+  }
+
+  @Test
+  void requestsWithoutTheTokenAreRefused() throws Exception {
+    assertEquals(401, send(apiA, "GET", "/v1/hosts", null, null).statusCode());
+    assertEquals(401, send(apiA, "GET", "/v1/hosts", null, "not-the-token-at-all").statusCode());
+    HttpResponse<String> create = send(apiA, "POST", "/v1/vms", createWeb1(), null);
+    assertEquals(401, create.statusCode());
+    assertNull(admin.checkExists().forPath(ZkPaths.vm("web-1")), "nothing was written");
+  }
+
+  @Test
+  void badRequestsGetErrorsNamingWhatIsWrong() throws Exception {
+    HttpResponse<String> notJson = send(apiA, "POST", "/v1/vms", "{\"spec\": [", TOKEN);
+    assertEquals(400, notJson.statusCode());
+    assertTrue(error(notJson).getError().startsWith("request body"), notJson.body());
+    HttpResponse<String> badName = send(apiA, "POST", "/v1/migrations", "{\"vm\":\"../etc\",\"target_host\":\"h\"}", TOKEN);
+    assertEquals(400, badName.statusCode());
+    assertTrue(error(badName).getError().startsWith("vm: "), badName.body());
+    // Over 64 KiB: refused with 413, or the connection is closed before the body is read.
+    try {
+      HttpResponse<String> huge = send(apiA, "POST", "/v1/vms",
+          "{\"spec\":{\"name\":\"" + "x".repeat(70_000) + "\"}}", TOKEN);
+      assertEquals(413, huge.statusCode());
+    } catch (java.io.IOException closed) {
+      // the server hung up on the oversized request
+    }
+    assertEquals(200, send(apiA, "GET", "/v1/vms", null, TOKEN).statusCode(), "the API keeps serving");
+    HttpResponse<String> tooBig = send(apiA, "POST", "/v1/vms",
+        "{\"spec\":{\"name\":\"web-1\",\"memory_bytes\":\"1099511627776000\",\"vcpus\":1}}", TOKEN);
+    assertEquals(400, tooBig.statusCode(), tooBig.body());
+    assertEquals(404, send(apiA, "GET", "/v1/nothing", null, TOKEN).statusCode());
+    assertEquals(404, send(apiA, "GET", "/v1/vms/web-9", null, TOKEN).statusCode());
+  }
+
+  @Test
+  void aLeaderWhoseEpochWasSupersededCannotWrite() throws Exception {
+    // A host with room (its registration, as an agent writes it), so only the fence can refuse.
+    admin.create().creatingParentsIfNeeded().withMode(org.apache.zookeeper.CreateMode.EPHEMERAL)
+        .forPath(ZkPaths.host("h1"), Records.bytes(dev.ferry.proto.HostRecord.newBuilder()
+            .setFormatVersion(Records.FORMAT).setHostId("h1").setAddress("127.0.0.1:1").setCpuCores(2)
+            .setMemoryBytes(1L << 30).setCpuModel("test").setState(dev.ferry.proto.HostState.HOST_ACTIVE).build()));
+    await("the leader sees h1", () -> a.view().isUp("h1"));
+    // What a newer leader does when it takes over: bump the coordinator epoch.
+    CoordinatorEpoch current = Records.epoch(ZkPaths.COORDINATOR_EPOCH, admin.getData().forPath(ZkPaths.COORDINATOR_EPOCH));
+    admin.setData().forPath(ZkPaths.COORDINATOR_EPOCH, Records.bytes(current.toBuilder()
+        .setEpoch(current.getEpoch() + 1).setLeaderId("newer").build()));
+
+    HttpResponse<String> create = send(apiA, "POST", "/v1/vms", createWeb1(), TOKEN);
+    assertEquals(503, create.statusCode(), create.body());
+    assertNull(admin.checkExists().forPath(ZkPaths.vm("web-1")), "the deposed leader's write did not land");
+    assertEquals(503, send(apiA, "GET", "/v1/vms", null, TOKEN).statusCode(), "and it stopped acting as leader");
+  }
+
+  /** A valid request to create web-1, as the CLI sends it. */
+  private static String createWeb1() throws Exception {
+    return JsonFormat.printer().preservingProtoFieldNames().print(dev.ferry.proto.CreateVmRequest.newBuilder()
+        .setSpec(dev.ferry.agent.cli.GuestCommand.spec("web-1", "64MiB", 1, "0", null, 20, 80, "mixed", 1)).build());
+  }
+
+  private HttpResponse<String> send(ApiServer api, String method, String path, String body, String token)
+      throws Exception {
+    HttpRequest.Builder request = HttpRequest.newBuilder(URI.create(url(api) + path)).timeout(Duration.ofSeconds(10))
+        .method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
+    if (token != null) {
+      request.header("Authorization", "Bearer " + token);
+    }
+    return http.send(request.build(), HttpResponse.BodyHandlers.ofString());
+  }
+
+  private static ApiError error(HttpResponse<String> response) throws Exception {
+    ApiError.Builder error = ApiError.newBuilder();
+    JsonFormat.parser().merge(response.body(), error);
+    assertNotNull(error.getError());
+    return error.build();
+  }
+
+  private static String url(ApiServer api) {
+    return "http://127.0.0.1:" + api.boundAddress().getPort();
+  }
+
+  private static int freePort() throws Exception {
+    try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+      return s.getLocalPort();
+    }
+  }
+
+  private static void await(String what, BooleanSupplier condition) {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (!condition.getAsBoolean()) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("timed out waiting until " + what);
+      }
+      LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(50));
+    }
+  }
+}
