@@ -397,16 +397,26 @@ public final class ClusterMember implements AutoCloseable {
     }
   }
 
+  /**
+   * Called on the migration's engine thread: never blocks it on ZooKeeper. The newest progress
+   * is written from the member's thread, at most once a second; the pause (stop-and-copy and
+   * cutover) writes nothing, so no record write competes with the commit inside the downtime.
+   */
   private void reportProgress(String migrationId, MigrationProgress progress) {
+    if (progress.getPhase() == MigrationPhase.PHASE_STOP_AND_COPY || progress.getPhase() == MigrationPhase.PHASE_CUTOVER) {
+      return;
+    }
     long now = System.nanoTime();
     Long last = progressWrittenNanos.get(migrationId);
-    boolean phaseChange = progress.getPhase() != MigrationPhase.PHASE_PRECOPY;
-    if (last != null && now - last < PROGRESS_EVERY_NANOS && !phaseChange) {
+    if (last != null && now - last < PROGRESS_EVERY_NANOS) {
       return;
     }
     progressWrittenNanos.put(migrationId, now);
-    updateMigration(migrationId, m -> m.getState() == MigrationState.MIGRATION_RUNNING
-        ? m.toBuilder().setProgress(progress).setPhase(progress.getPhase()).build() : m);
+    if (closed) {
+      return;
+    }
+    loop.execute(() -> updateMigration(migrationId, m -> m.getState() == MigrationState.MIGRATION_RUNNING
+        && m.getCommitOpId().isEmpty() ? m.toBuilder().setProgress(progress).setPhase(progress.getPhase()).build() : m));
   }
 
   private void reportOutcome(String migrationId, MigrationReport report) {

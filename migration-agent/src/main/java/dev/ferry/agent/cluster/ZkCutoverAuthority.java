@@ -49,6 +49,28 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
     return true;
   }
 
+  /** The records as {@link #prepare} read them (with their versions), for the first commit attempt. */
+  private record Prepared(String migrationId, MigrationRecord migration, Stat migrationStat, VmRecord vm, Stat vmStat) {}
+
+  private volatile Prepared prepared;
+
+  @Override
+  public void prepare(String migrationId) throws InterruptedException {
+    try {
+      ZkSync.sync(zk, ZkPaths.migration(migrationId));
+      Stat migrationStat = new Stat();
+      Stat vmStat = new Stat();
+      MigrationRecord m = Records.migration(ZkPaths.migration(migrationId),
+          zk.getData().storingStatIn(migrationStat).forPath(ZkPaths.migration(migrationId)));
+      VmRecord vm = Records.vm(ZkPaths.vm(m.getVm()), zk.getData().storingStatIn(vmStat).forPath(ZkPaths.vm(m.getVm())));
+      prepared = new Prepared(migrationId, m, migrationStat, vm, vmStat);
+    } catch (InterruptedException e) {
+      throw e;
+    } catch (Exception e) {
+      prepared = null; // the commit reads for itself
+    }
+  }
+
   @Override
   public Result commit(String migrationId) throws InterruptedException {
     String opId = "op-" + UUID.randomUUID();
@@ -58,15 +80,21 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
       Stat vmStat = new Stat();
       MigrationRecord m;
       VmRecord vm;
+      Prepared early = attempt == 1 ? prepared : null;
       try {
-        if (attempt > 1) {
-          // The first attempt trusts this session's view (the versions in the multi catch a stale
-          // one; the read-back then syncs): one round trip less inside the pause.
+        if (early != null && early.migrationId().equals(migrationId)) {
+          // Read just before the pause: the multi's version checks catch any change since, and
+          // the read-back then decides. Inside the pause this leaves one round trip: the multi.
+          m = early.migration();
+          vm = early.vm();
+          migrationStat = early.migrationStat();
+          vmStat = early.vmStat();
+        } else {
           ZkSync.sync(zk, ZkPaths.migration(migrationId));
+          m = Records.migration(ZkPaths.migration(migrationId),
+              zk.getData().storingStatIn(migrationStat).forPath(ZkPaths.migration(migrationId)));
+          vm = Records.vm(ZkPaths.vm(m.getVm()), zk.getData().storingStatIn(vmStat).forPath(ZkPaths.vm(m.getVm())));
         }
-        m = Records.migration(ZkPaths.migration(migrationId),
-            zk.getData().storingStatIn(migrationStat).forPath(ZkPaths.migration(migrationId)));
-        vm = Records.vm(ZkPaths.vm(m.getVm()), zk.getData().storingStatIn(vmStat).forPath(ZkPaths.vm(m.getVm())));
       } catch (Exception e) {
         return readBack(migrationId, opId, "reading the records before the commit failed: " + e);
       }

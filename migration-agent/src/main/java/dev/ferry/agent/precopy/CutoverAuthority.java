@@ -31,6 +31,13 @@ public interface CutoverAuthority {
     }
   }
 
+  /**
+   * Called just before the guest pauses: an authority may read what its commit will check, so
+   * the commit inside the pause costs fewer round trips. Failures are for the commit to find.
+   */
+  default void prepare(String migrationId) throws InterruptedException {
+  }
+
   /** Commits the move of the migration's guest to its target; the guest is paused, the target ready. */
   Result commit(String migrationId) throws InterruptedException;
 

@@ -174,6 +174,7 @@ public final class SourceMigration {
     moveTo(MigrationPhase.PRECOPY);
     precopy();
     moveTo(MigrationPhase.STOP_AND_COPY);
+    authority.prepare(migrationId); // reads what the commit checks while the guest still runs
     Guest.PauseInfo pause = guest.pause();
     paused = true;
     failpoints.hit(MigrationFailpoints.Point.AFTER_PAUSE);
