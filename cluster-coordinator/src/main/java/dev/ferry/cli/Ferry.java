@@ -13,7 +13,7 @@ import picocli.CommandLine.Command;
     description = {"Ferry: live VM migration across a cluster of host agents.", ""},
     subcommands = {CoordinatorCommand.class, AgentCommand.class, ZkServerCommand.class, ListCommands.Hosts.class,
         ListCommands.Vms.class, VmCommands.class, MigrateCommands.Migrate.class, ListCommands.Migrations.class,
-        MigrateCommands.MigrationCmd.class, GuestCommand.class, CommandLine.HelpCommand.class},
+        MigrateCommands.MigrationCmd.class, DatastoreCommand.class, GuestCommand.class, CommandLine.HelpCommand.class},
     exitCodeListHeading = "%nExit codes:%n",
     exitCodeList = {"0:Success.", "1:The operation ran and failed (a migration aborted or was cancelled).",
         "2:Invalid command line or configuration.", "3:No coordinator (or agent) could be reached.",

@@ -84,9 +84,21 @@ final class ListCommands {
 
   static String power(VmRecord v) {
     if (v.getDesiredPower() == v.getPower()) {
-      return v.getPower() == PowerState.POWER_RUNNING ? "running" : "stopped";
+      return word(v.getPower());
     }
-    return v.getDesiredPower() == PowerState.POWER_RUNNING ? "starting" : "stopping";
+    return switch (v.getDesiredPower()) {
+      case POWER_RUNNING -> v.getPower() == PowerState.POWER_SUSPENDED ? "resuming" : "starting";
+      case POWER_SUSPENDED -> "suspending";
+      default -> "stopping";
+    };
+  }
+
+  static String word(PowerState p) {
+    return switch (p) {
+      case POWER_RUNNING -> "running";
+      case POWER_SUSPENDED -> "suspended";
+      default -> "stopped";
+    };
   }
 
   @Command(name = "migrations", mixinStandardHelpOptions = true,

@@ -13,8 +13,9 @@ import picocli.CommandLine.Parameters;
 
 /** {@code ferry vm create|start|stop|delete}. */
 @Command(name = "vm", mixinStandardHelpOptions = true,
-    description = "Create, start, stop or delete a VM (the built-in guest) through the coordinator.",
-    subcommands = {VmCommands.Create.class, VmCommands.Start.class, VmCommands.Stop.class, VmCommands.Delete.class})
+    description = "Create, start, stop, suspend, resume or delete a VM (the built-in guest).",
+    subcommands = {VmCommands.Create.class, VmCommands.Start.class, VmCommands.Stop.class, VmCommands.Suspend.class,
+        VmCommands.Resume.class, VmCommands.Delete.class})
 final class VmCommands implements Runnable {
   @picocli.CommandLine.Spec
   picocli.CommandLine.Model.CommandSpec spec;
@@ -55,7 +56,7 @@ final class VmCommands implements Runnable {
         vm = awaitPower(api, name, wanted, timeout);
         if (vm.getPower() != wanted) {
           spec.commandLine().getErr().println(spec.qualifiedName() + ": " + name + " is not "
-              + (wanted == PowerState.POWER_RUNNING ? "running" : "stopped") + " on " + vm.getOwnerHost()
+              + ListCommands.word(wanted) + " on " + vm.getOwnerHost()
               + (vm.getNote().isEmpty() ? " after " + timeout + " s" : ": " + vm.getNote()));
           return ExitCodes.FAILED;
         }
@@ -123,6 +124,46 @@ final class VmCommands implements Runnable {
     int run(ApiClient api) throws IOException, InterruptedException {
       VmRecord vm = api.post("v1/vms/" + name + "/stop", CreateVmRequest.getDefaultInstance(), VmRecord.newBuilder()).build();
       return finish(api, vm, PowerState.POWER_STOPPED, "stopped");
+    }
+  }
+
+  @Command(name = "suspend", mixinStandardHelpOptions = true,
+      description = {"Suspend a running VM to the datastore and free its host.", "",
+          "Its memory, vCPU state and a digest of its memory are streamed into a checkpoint on the",
+          "datastore (written through the VM's lease); 'ferry vm resume' continues it, on any host,",
+          "from the exact step it stopped at."},
+      exitCodeListHeading = "%nExit codes:%n", exitCodeList = {"0:Suspended.", "1:It was not suspended in time.",
+          "2:Invalid command line.", "3:No coordinator could be reached.", "4:Refused (not running, migrating...).",
+          "6:Wrong API token."})
+  static final class Suspend extends PowerChange {
+    @Override
+    int run(ApiClient api) throws IOException, InterruptedException {
+      VmRecord vm = api.post("v1/vms/" + name + "/suspend", CreateVmRequest.getDefaultInstance(), VmRecord.newBuilder())
+          .build();
+      return finish(api, vm, PowerState.POWER_SUSPENDED, "suspended to the datastore");
+    }
+  }
+
+  @Command(name = "resume", mixinStandardHelpOptions = true,
+      description = {"Resume a suspended VM from its checkpoint, on --on HOST or where it was.", "",
+          "The VM's owner and epoch move in one write; the host takes the VM's datastore lease with",
+          "the new epoch, checks the restored memory against the digest taken at suspend, and",
+          "continues the vCPUs from the exact step they stopped at."},
+      exitCodeListHeading = "%nExit codes:%n", exitCodeList = {"0:Running again.", "1:It did not resume (the note says why).",
+          "2:Invalid command line.", "3:No coordinator could be reached.", "4:Refused (not suspended, no room...).",
+          "6:Wrong API token."})
+  static final class Resume extends PowerChange {
+    @Option(names = "--on", paramLabel = "HOST", description = "Resume it on this host (default: where it was suspended).")
+    String on;
+
+    @Override
+    int run(ApiClient api) throws IOException, InterruptedException {
+      dev.ferry.proto.ResumeVmRequest.Builder request = dev.ferry.proto.ResumeVmRequest.newBuilder();
+      if (on != null) {
+        request.setHost(on);
+      }
+      VmRecord vm = api.post("v1/vms/" + name + "/resume", request.build(), VmRecord.newBuilder()).build();
+      return finish(api, vm, PowerState.POWER_RUNNING, "resumed from the datastore, running");
     }
   }
 

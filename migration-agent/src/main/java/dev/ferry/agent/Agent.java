@@ -93,6 +93,9 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   private MemoryPool memoryPool = MemoryPool.NONE;
   private ClusterMember member;
   private final Map<String, byte[]> incomingSecrets = new ConcurrentHashMap<>();
+  private final Map<String, GuestSpec> incomingSpecs = new ConcurrentHashMap<>();
+  /** The datastore's side of the VMs this host owns (cluster mode: leases need ZooKeeper's epochs). */
+  private VmStorage storage;
   private AgentServer server;
   private InetSocketAddress boundAddress;
   private volatile boolean closing;
@@ -119,6 +122,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
         Sizes.formatBytes(config.memoryCapacityBytes()), Sizes.formatBytes(config.memoryPoolBytes()));
     if (config.zk() != null) {
       try {
+        storage = new VmStorage(dev.ferry.storage.Datastore.open(config.datastore()), config.hostId());
         member = new ClusterMember(this, config.zk(), config.cpuModel(), config.cpuCores()).start();
       } catch (Exception e) {
         close();
@@ -182,6 +186,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       if (member != null) {
         // Only a migration the cluster recorded, to this host, for this VM; its secret comes with it.
         incomingSecrets.put(migrationId, member.checkIncoming(migrationId, spec).getSecret().toByteArray());
+        incomingSpecs.put(migrationId, spec);
       }
       admit(spec);
       Guest guest = Guest.incoming(spec, clock, memoryPool);
@@ -201,7 +206,23 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public boolean confirmCommit(String migrationId, long epoch) {
-    return member == null || member.confirmCommit(migrationId, epoch);
+    if (member == null) {
+      return true;
+    }
+    if (!member.confirmCommit(migrationId, epoch)) {
+      return false;
+    }
+    GuestSpec spec = incomingSpecs.remove(migrationId);
+    if (spec != null) {
+      try {
+        storage.attach(spec, epoch); // the old owner's next write to the VM's files now fails
+      } catch (RuntimeException e) {
+        // ZooKeeper's commit is the authority; the lease follows it and the heartbeat retries.
+        LOG.error("migration {}: committed, but the datastore lease of {} could not be taken: {}", migrationId,
+            spec.getName(), e.getMessage());
+      }
+    }
+    return true;
   }
 
   @Override
@@ -212,6 +233,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   @Override
   public void incomingFailed(String migrationId, Guest guest, String reason) {
     incomingSecrets.remove(migrationId);
+    incomingSpecs.remove(migrationId);
     incoming.decrementAndGet();
     guests.remove(guest.name());
     guest.destroy();
@@ -381,6 +403,9 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   private void settle(Entry entry, MigrationReport report) {
     switch (report.getPhase()) {
       case PHASE_COMPLETED -> {
+        if (storage != null) {
+          storage.detach(entry.guest.name());
+        }
         guests.remove(entry.guest.name());
         entry.guest.destroy();
         LOG.info("migration {}: {} now runs elsewhere; freed here ({} ms, downtime {} ms)", report.getMigrationId(),
@@ -453,8 +478,59 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   }
 
   @Override
-  public void bootGuest(GuestSpec spec) {
-    create(spec);
+  public void bootGuest(GuestSpec spec, long epoch, String checkpoint) {
+    if (storage == null) {
+      create(spec);
+      return;
+    }
+    if (checkpoint.isEmpty()) {
+      storage.attach(spec, epoch);
+      create(spec);
+      return;
+    }
+    synchronized (this) {
+      admit(spec);
+      guests.put(spec.getName(), new Entry(null, "resuming"));
+    }
+    try {
+      VmStorage.Restored restored = storage.restore(spec, epoch, clock, memoryPool);
+      Entry entry = new Entry(restored.guest(), "running");
+      entry.stateAtResume = restored.state().getVcpuState();
+      entry.digestAtResume = CompletableFuture.completedFuture(restored.digest());
+      guests.put(spec.getName(), entry);
+      restored.guest().resume();
+    } catch (RuntimeException e) {
+      guests.remove(spec.getName());
+      throw e;
+    }
+  }
+
+  @Override
+  public String suspendGuest(String name, long epoch) {
+    Entry entry = guests.get(name);
+    if (entry == null || entry.guest == null || !entry.state.equals("running") || storage == null) {
+      throw new IllegalStateException("host " + hostId() + " runs no guest " + name + " that can be suspended");
+    }
+    entry.state = "suspending";
+    entry.guest.pause();
+    try {
+      storage.suspend(entry.guest, epoch);
+    } catch (RuntimeException e) {
+      entry.guest.resume();
+      entry.state = "running";
+      throw e;
+    }
+    guests.remove(name);
+    entry.guest.destroy();
+    storage.detach(name);
+    return VmStorage.SUSPEND_CHECKPOINT;
+  }
+
+  @Override
+  public void renewLeases() {
+    if (storage != null) {
+      storage.renewAll();
+    }
   }
 
   @Override
@@ -465,6 +541,9 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     }
     guests.remove(name);
     entry.guest.destroy();
+    if (storage != null) {
+      storage.detach(name);
+    }
     LOG.info("guest {} stopped on {}: {}", name, hostId(), why);
   }
 
@@ -532,6 +611,9 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     LOG.info("agent {} shutting down", hostId());
     if (member != null) {
       member.close(); // leave the cluster first: the coordinator sees the host go
+    }
+    if (storage != null) {
+      storage.close();
     }
     if (server != null) {
       server.close();

@@ -57,6 +57,8 @@ import org.slf4j.LoggerFactory;
  *   GET    /v1/vms/NAME                   VmRecord
  *   POST   /v1/vms                        CreateVmRequest -> VmRecord
  *   POST   /v1/vms/NAME/start|stop        VmRecord
+ *   POST   /v1/vms/NAME/suspend           VmRecord
+ *   POST   /v1/vms/NAME/resume            ResumeVmRequest -> VmRecord
  *   DELETE /v1/vms/NAME
  *   GET    /v1/migrations                 MigrationList
  *   GET    /v1/migrations/ID              MigrationRecord
@@ -203,6 +205,17 @@ public final class ApiServer implements AutoCloseable {
           }
           case "stop" -> {
             return ok(coordinator.setPower(name, PowerState.POWER_STOPPED));
+          }
+          case "suspend" -> {
+            return ok(coordinator.suspendVm(name));
+          }
+          case "resume" -> {
+            dev.ferry.proto.ResumeVmRequest.Builder body = dev.ferry.proto.ResumeVmRequest.newBuilder();
+            parse(request, body);
+            if (!body.getHost().isEmpty()) {
+              name("host", body.getHost());
+            }
+            return ok(coordinator.resumeVm(name, body.getHost()));
           }
           default -> { }
         }

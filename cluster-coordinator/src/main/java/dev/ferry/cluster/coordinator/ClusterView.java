@@ -41,6 +41,7 @@ public record ClusterView(Map<String, HostRecord> liveHosts, Map<String, HostInv
    */
   public long memoryCommittedBytes(String hostId) {
     long owned = vms.values().stream().filter(v -> v.getOwnerHost().equals(hostId))
+        .filter(v -> v.getDesiredPower() != dev.ferry.proto.PowerState.POWER_SUSPENDED)
         .mapToLong(v -> v.getSpec().getMemoryBytes()).sum();
     long incoming = migrations.values().stream()
         .filter(m -> isActive(m) && m.getTargetHost().equals(hostId) && m.getCommitOpId().isEmpty())

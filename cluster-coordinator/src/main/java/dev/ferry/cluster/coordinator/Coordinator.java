@@ -291,8 +291,67 @@ public final class Coordinator implements AutoCloseable {
         throw new Refused(409, name + " is migrating (" + m.getId() + "): cancel it first");
       }
     }
-    updateVm(name, v -> v.toBuilder().setDesiredPower(desired).build());
+    if (desired == dev.ferry.proto.PowerState.POWER_RUNNING && vm.getDesiredPower() == dev.ferry.proto.PowerState.POWER_SUSPENDED) {
+      throw new Refused(409, name + " is suspended: ferry vm resume " + name + " [--on HOST]");
+    }
+    // Stopping a suspended VM discards its checkpoint: it starts fresh next time.
+    updateVm(name, v -> v.toBuilder().setDesiredPower(desired).setNote("")
+        .setCheckpoint(desired == dev.ferry.proto.PowerState.POWER_STOPPED ? "" : v.getCheckpoint()).build());
     return requireVm(name);
+  }
+
+  /** Asks the owner to write the running VM to the datastore and free its host. */
+  public VmRecord suspendVm(String name) throws Exception {
+    requireLeader();
+    VmRecord vm = requireVm(name);
+    if (vm.getDesiredPower() != dev.ferry.proto.PowerState.POWER_RUNNING
+        || vm.getPower() != dev.ferry.proto.PowerState.POWER_RUNNING) {
+      throw new Refused(409, name + " is not running (it is " + vm.getPower().name().replace("POWER_", "")
+          .toLowerCase(java.util.Locale.ROOT) + ")");
+    }
+    MigrationRecord m = view().migrations().get(vm.getCurrentMigration());
+    if (m != null && ClusterView.isActive(m)) {
+      throw new Refused(409, name + " is migrating (" + m.getId() + "): wait for it or cancel it first");
+    }
+    updateVm(name, v -> v.toBuilder().setDesiredPower(dev.ferry.proto.PowerState.POWER_SUSPENDED).setNote("").build());
+    return requireVm(name);
+  }
+
+  /**
+   * Resumes a suspended VM from its checkpoint on {@code host} (default: where it was): the owner
+   * and epoch move in one fenced write, so the new host takes the datastore lease with the new
+   * epoch and the old one can no longer write the VM's files.
+   */
+  public VmRecord resumeVm(String name, String host) throws Exception {
+    requireLeader();
+    VmRecord vm = requireVm(name);
+    if (vm.getPower() != dev.ferry.proto.PowerState.POWER_SUSPENDED || vm.getCheckpoint().isEmpty()) {
+      throw new Refused(409, name + " is not suspended");
+    }
+    String target = host.isEmpty() ? vm.getOwnerHost() : host;
+    ClusterView view = view();
+    dev.ferry.proto.HostRecord h = view.liveHosts().get(target);
+    if (h == null) {
+      throw new Refused(409, view.inventory().containsKey(target) ? "host " + target + " is down"
+          : "there is no host named " + target);
+    }
+    if (h.getState() != dev.ferry.proto.HostState.HOST_ACTIVE) {
+      throw new Refused(409, target + " is in maintenance");
+    }
+    long free = view.memoryFreeBytes(target);
+    if (free < vm.getSpec().getMemoryBytes()) {
+      throw new Refused(409, target + " has " + dev.ferry.agent.config.Sizes.formatBytes(free) + " free, " + name
+          + " needs " + dev.ferry.agent.config.Sizes.formatBytes(vm.getSpec().getMemoryBytes()));
+    }
+    updateVm(name, v -> v.getPower() == dev.ferry.proto.PowerState.POWER_SUSPENDED && v.getEpoch() == vm.getEpoch()
+        ? v.toBuilder().setOwnerHost(target).setEpoch(v.getEpoch() + 1).setNote("")
+            .setDesiredPower(dev.ferry.proto.PowerState.POWER_RUNNING).build() : v);
+    VmRecord after = requireVm(name);
+    if (after.getEpoch() == vm.getEpoch()) {
+      throw new Refused(409, name + " changed meanwhile; try again");
+    }
+    LOG.info("VM {} resumes on {} at epoch {}", name, target, after.getEpoch());
+    return after;
   }
 
   public void deleteVm(String name) throws Exception {

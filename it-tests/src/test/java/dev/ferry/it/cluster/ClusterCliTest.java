@@ -210,4 +210,66 @@ class ClusterCliTest {
       cluster.assertRunsOnlyOn("q-" + i, "host-2");
     }
   }
+
+  @Test
+  void aVmSuspendedOnOneHostResumesOnAnotherFromTheExactStep() throws Exception {
+    assertEquals(0, cluster.cli("vm", "create", "sus-1", "--memory", "128MiB", "--dirty-rate", "16MiB/s",
+        "--working-set", "32MiB", "--host", "host-1").exitCode());
+    TestCluster.Cli suspended = cluster.cli("vm", "suspend", "sus-1");
+    assertEquals(0, suspended.exitCode(), suspended + cluster.logs());
+    assertTrue(cluster.whereIs("sus-1").isEmpty(), "no host runs a suspended VM: " + cluster.whereIs("sus-1"));
+    dev.ferry.storage.VmDirectory files = dev.ferry.storage.Datastore.open(dir.resolve("datastore")).vm("sus-1");
+    dev.ferry.proto.CheckpointState atSuspend;
+    try (dev.ferry.storage.CheckpointReader checkpoint = files.openCheckpoint("suspend")) {
+      atSuspend = dev.ferry.proto.CheckpointState.parseFrom(checkpoint.verify());
+    }
+    assertEquals("host-1", atSuspend.getHost());
+
+    TestCluster.Cli resumed = cluster.cli("vm", "resume", "sus-1", "--on", "host-2");
+    assertEquals(0, resumed.exitCode(), resumed + cluster.logs());
+    cluster.assertRunsOnlyOn("sus-1", "host-2");
+    dev.ferry.proto.GuestStatus there = cluster.agentClient("host-2").awaitDigestAtResume("sus-1", Duration.ofSeconds(60));
+    assertEquals(atSuspend.getMemoryDigest(), there.getDigestAtResume(), "memory on host-2 equals memory at suspend");
+    assertEquals(atSuspend.getVcpuState(), there.getVcpuStateAtResume(), "the vCPUs continue from the exact step");
+    long stepsAtSuspend = atSuspend.getVcpuState().getVcpusList().stream().mapToLong(v -> v.getStep()).sum();
+    TestCluster.await("sus-1 runs on from where it stopped", Duration.ofSeconds(30), () -> {
+      try {
+        return cluster.agentClient("host-2").status("sus-1").getSteps() > stepsAtSuspend + 100;
+      } catch (Exception e) {
+        return false;
+      }
+    });
+    assertEquals(2, cluster.vm("sus-1").getEpoch());
+    dev.ferry.storage.LeaseStatus lease = files.lease().read().orElseThrow();
+    assertEquals("host-2", lease.host(), "the new host holds the datastore lease");
+    assertEquals(2, lease.epoch());
+
+    TestCluster.Cli notSuspended = cluster.cli("vm", "resume", "sus-1");
+    assertEquals(4, notSuspended.exitCode(), notSuspended.toString());
+    TestCluster.Cli ls = cluster.cli("datastore", "ls", "--datastore", dir.resolve("datastore").toString());
+    assertTrue(ls.out().lines().anyMatch(l -> l.startsWith("sus-1") && l.contains("host-2")), ls.toString());
+  }
+
+  @Test
+  void aCorruptCheckpointIsReportedByNameAndNotLoaded() throws Exception {
+    assertEquals(0, cluster.cli("vm", "create", "cor-1", "--memory", "64MiB", "--content", "random",
+        "--host", "host-1").exitCode());
+    assertEquals(0, cluster.cli("vm", "suspend", "cor-1").exitCode());
+    Path file = dir.resolve("datastore").resolve("vms/cor-1/checkpoint/suspend.ckpt");
+    try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file,
+        java.nio.file.StandardOpenOption.READ, java.nio.file.StandardOpenOption.WRITE)) {
+      java.nio.ByteBuffer one = java.nio.ByteBuffer.allocate(1);
+      long at = ch.size() / 2;
+      ch.read(one, at);
+      one.put(0, (byte) (one.get(0) ^ 0x5a)).rewind();
+      ch.write(one, at);
+    }
+    TestCluster.Cli resumed = cluster.cli("vm", "resume", "cor-1", "--on", "host-2");
+    assertEquals(1, resumed.exitCode(), resumed.toString());
+    assertTrue(resumed.err().contains("vms/cor-1/checkpoint/suspend.ckpt"), "the error names the file: " + resumed);
+    assertTrue(cluster.whereIs("cor-1").isEmpty(), "nothing was loaded: " + cluster.whereIs("cor-1"));
+    assertTrue(cluster.agents.get("host-2").isAlive(), "the agent keeps running");
+    assertEquals(0, cluster.cli("hosts").exitCode());
+    assertEquals(dev.ferry.proto.PowerState.POWER_SUSPENDED, cluster.vm("cor-1").getPower());
+  }
 }

@@ -162,8 +162,11 @@ final class TestCluster implements AutoCloseable {
     while (insertAt < all.size() && !all.get(insertAt).startsWith("-") && insertAt < subcommandDepth(args)) {
       insertAt++;
     }
-    List<String> connection = new ArrayList<>(List.of("--coordinator", String.join(",", coordinatorUrls.values())));
-    if (!all.contains("--token-file")) {
+    List<String> connection = new ArrayList<>();
+    if (!all.get(0).equals("datastore")) { // reads the files, not the API
+      connection.addAll(List.of("--coordinator", String.join(",", coordinatorUrls.values())));
+    }
+    if (!all.contains("--token-file") && !all.get(0).equals("datastore")) {
       connection.addAll(List.of("--token-file", token.toString()));
     }
     all.addAll(insertAt, connection);
@@ -178,7 +181,8 @@ final class TestCluster implements AutoCloseable {
 
   /** How many leading words name (sub)commands: "vm create NAME" -> 2, "migrate NAME" -> 1. */
   private static int subcommandDepth(String[] args) {
-    return args.length > 0 && (args[0].equals("vm") || args[0].equals("migration")) ? 2 : 1;
+    return args.length > 0 && (args[0].equals("vm") || args[0].equals("migration") || args[0].equals("datastore"))
+        ? 2 : 1;
   }
 
   /** Where each agent says {@code guest} is, and in what state (only agents still alive). */

@@ -55,6 +55,8 @@ public final class ClusterMember implements AutoCloseable {
   private static final long HEARTBEAT_EVERY_MILLIS = 2_000;
   private static final long PROGRESS_EVERY_NANOS = 1_000_000_000L;
   private static final int WRITE_ATTEMPTS_MAX = 8;
+  private static final int ROUND_TRIP_SAMPLES = 15;
+  private final java.util.ArrayDeque<Long> roundTripsNanos = new java.util.ArrayDeque<>();
 
   /** What the member needs from its agent. */
   public interface Local {
@@ -69,7 +71,14 @@ public final class ClusterMember implements AutoCloseable {
 
     long guestMemoryBytes();
 
-    void bootGuest(GuestSpec spec);
+    /** Boots the VM this host owns at {@code epoch}: fresh, or from {@code checkpoint} on the datastore if named. */
+    void bootGuest(GuestSpec spec, long epoch, String checkpoint);
+
+    /** Suspends the running guest to the datastore and frees it here; returns the checkpoint's name. */
+    String suspendGuest(String name, long epoch);
+
+    /** Renews the datastore leases of the VMs running here. */
+    void renewLeases();
 
     void destroyGuest(String name, String why);
 
@@ -98,6 +107,8 @@ public final class ClusterMember implements AutoCloseable {
   private final Set<String> refusedStale = ConcurrentHashMap.newKeySet();
   /** Outgoing migrations this host ran to an end: a lagging cache must not start them again. */
   private final Set<String> finished = ConcurrentHashMap.newKeySet();
+  /** Boots that failed, by VM, epoch and checkpoint: not retried until one of them changes. */
+  private final Set<String> bootFailed = ConcurrentHashMap.newKeySet();
   private final AtomicBoolean connected = new AtomicBoolean();
   private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor(r -> {
     Thread t = new Thread(r, "cluster-member");
@@ -180,6 +191,9 @@ public final class ClusterMember implements AutoCloseable {
       Records.vm("/warm", Records.bytes(VmRecord.newBuilder().setFormatVersion(Records.FORMAT).setOwnerHost("h").build()));
     }
     new ZkCutoverAuthority(zk, local.hostId());
+    for (int i = 0; i < 3; i++) {
+      sampleRoundTrip();
+    }
     LOG.debug("cutover path warmed up in {} ms", (System.nanoTime() - started) / 1_000_000);
   }
 
@@ -210,7 +224,43 @@ public final class ClusterMember implements AutoCloseable {
         .setUpdatedMs(System.currentTimeMillis()).build();
   }
 
+  /**
+   * What a cutover adds to the pause, from recent ZooKeeper round trips: the commit's multi-op,
+   * then the target's sync and read: three round trips, each taken as the median recent one.
+   */
+  long switchoverCostMillis() {
+    long[] samples;
+    synchronized (roundTripsNanos) {
+      samples = roundTripsNanos.stream().mapToLong(Long::longValue).sorted().toArray();
+    }
+    return samples.length == 0 ? 0 : 3 * samples[samples.length / 2] / 1_000_000L;
+  }
+
+  private void sampleRoundTrip() {
+    try {
+      long started = System.nanoTime();
+      zk.checkExists().forPath(ZkPaths.host(local.hostId()));
+      long took = System.nanoTime() - started;
+      synchronized (roundTripsNanos) {
+        roundTripsNanos.addLast(took);
+        while (roundTripsNanos.size() > ROUND_TRIP_SAMPLES) {
+          roundTripsNanos.removeFirst();
+        }
+      }
+    } catch (Exception e) {
+      LOG.debug("round-trip sample failed: {}", e.toString());
+    }
+  }
+
   private void heartbeat() {
+    if (connected.get() && !closed) {
+      sampleRoundTrip();
+    }
+    try {
+      local.renewLeases();
+    } catch (RuntimeException e) {
+      LOG.warn("host {}: renewing leases failed: {}", local.hostId(), e.toString());
+    }
     try {
       if (connected.get() && !closed) {
         hostNode.setData(Records.bytes(hostRecord()));
@@ -316,11 +366,20 @@ public final class ClusterMember implements AutoCloseable {
       }
       return;
     }
-    if (vm.getDesiredPower() == PowerState.POWER_RUNNING && state == null && !migratingVms.contains(name)) {
+    String bootKey = name + "@" + vm.getEpoch() + "@" + vm.getCheckpoint();
+    if (vm.getDesiredPower() == PowerState.POWER_RUNNING && state == null && !migratingVms.contains(name)
+        && !bootFailed.contains(bootKey)) {
       try {
-        local.bootGuest(vm.getSpec());
-        LOG.info("host {}: booted VM {} (epoch {})", local.hostId(), name, vm.getEpoch());
+        local.bootGuest(vm.getSpec(), vm.getEpoch(), vm.getCheckpoint());
+        LOG.info("host {}: {} VM {} (epoch {})", local.hostId(), vm.getCheckpoint().isEmpty() ? "booted" : "resumed",
+            name, vm.getEpoch());
+        if (!vm.getCheckpoint().isEmpty()) {
+          updateVm(name, v -> v.getOwnerHost().equals(local.hostId()) && v.getEpoch() == vm.getEpoch()
+              ? v.toBuilder().setCheckpoint("").setPower(PowerState.POWER_RUNNING).setNote("").build() : v);
+        }
       } catch (RuntimeException e) {
+        // Not retried for this epoch and checkpoint: the note tells the operator, who stops or moves it.
+        bootFailed.add(bootKey);
         LOG.warn("host {}: cannot boot VM {}: {}", local.hostId(), name, e.getMessage());
         updateVm(name, v -> v.toBuilder().setNote("cannot boot on " + local.hostId() + ": " + e.getMessage()).build());
         return;
@@ -329,10 +388,25 @@ public final class ClusterMember implements AutoCloseable {
     if (vm.getDesiredPower() == PowerState.POWER_STOPPED && "running".equals(state)) {
       local.destroyGuest(name, "stopped by the operator");
     }
-    PowerState actual = local.guestStates().containsKey(name) ? PowerState.POWER_RUNNING : PowerState.POWER_STOPPED;
+    if (vm.getDesiredPower() == PowerState.POWER_SUSPENDED && "running".equals(state) && !migratingVms.contains(name)) {
+      try {
+        String checkpoint = local.suspendGuest(name, vm.getEpoch());
+        updateVm(name, v -> v.getOwnerHost().equals(local.hostId()) && v.getEpoch() == vm.getEpoch()
+            ? v.toBuilder().setCheckpoint(checkpoint).setPower(PowerState.POWER_SUSPENDED).setNote("").build() : v);
+        LOG.info("host {}: suspended VM {} to the datastore", local.hostId(), name);
+        return;
+      } catch (RuntimeException e) {
+        LOG.warn("host {}: cannot suspend VM {}: {}", local.hostId(), name, e.getMessage());
+        updateVm(name, v -> v.toBuilder().setNote("cannot suspend on " + local.hostId() + ": " + e.getMessage()).build());
+        return;
+      }
+    }
+    PowerState actual = local.guestStates().containsKey(name) ? PowerState.POWER_RUNNING
+        : !vm.getCheckpoint().isEmpty() ? PowerState.POWER_SUSPENDED : PowerState.POWER_STOPPED;
+    boolean keepNote = bootFailed.contains(bootKey);
     if (vm.getPower() != actual) {
       updateVm(name, v -> v.getOwnerHost().equals(local.hostId()) && v.getEpoch() == vm.getEpoch()
-          ? v.toBuilder().setPower(actual).setNote("").build() : v);
+          ? v.toBuilder().setPower(actual).setNote(keepNote ? v.getNote() : "").build() : v);
     }
   }
 
@@ -390,7 +464,7 @@ public final class ClusterMember implements AutoCloseable {
       return;
     }
     InetSocketAddress address = Addresses.parse("host " + m.getTargetHost() + " address", target.getAddress());
-    boolean started = local.startOutgoing(m, address, new ZkCutoverAuthority(zk, local.hostId()),
+    boolean started = local.startOutgoing(m, address, new ZkCutoverAuthority(zk, local.hostId(), switchoverCostMillis()),
         progress -> reportProgress(m.getId(), progress), report -> reportOutcome(m.getId(), report));
     if (started) {
       LOG.info("migration {}: sending {} to {} ({})", m.getId(), m.getVm(), m.getTargetHost(), target.getAddress());
@@ -482,23 +556,36 @@ public final class ClusterMember implements AutoCloseable {
   public boolean confirmCommit(String migrationId, long epoch) {
     long started = System.nanoTime();
     try {
-      ZkSync.sync(zk, ZkPaths.migration(migrationId));
-      MigrationRecord m = Records.migration(ZkPaths.migration(migrationId),
-          zk.getData().forPath(ZkPaths.migration(migrationId)));
-      // The commit wrote this record and the VM's (owner: the target, epoch: vm_epoch + 1) in one
-      // multi-op: the migration record alone tells.
-      boolean ok = !m.getCommitOpId().isEmpty() && m.getTargetHost().equals(local.hostId())
-          && m.getVmEpoch() + 1 == epoch;
+      // ZooKeeper pushes the committed record to this host's watch (the migrations cache) as it
+      // applies the multi-op, usually before the source's Commit message gets here: then there
+      // is no round trip to make. Otherwise sync and read.
+      MigrationRecord m = migrations.get(ZkPaths.migration(migrationId))
+          .map(d -> Records.migration(d.getPath(), d.getData())).orElse(null);
+      String seenBy = "watch";
+      if (m == null || !isCommitFor(m, epoch)) {
+        ZkSync.sync(zk, ZkPaths.migration(migrationId));
+        m = Records.migration(ZkPaths.migration(migrationId), zk.getData().forPath(ZkPaths.migration(migrationId)));
+        seenBy = "read";
+      }
+      boolean ok = isCommitFor(m, epoch);
       if (ok) {
         epochSeen.merge(m.getVm(), epoch, Math::max);
       }
-      LOG.info("migration {}: commit {} in ZooKeeper ({} us)", migrationId, ok ? "confirmed" : "NOT found",
-          (System.nanoTime() - started) / 1000);
+      LOG.info("migration {}: commit {} in ZooKeeper ({} us, by {})", migrationId, ok ? "confirmed" : "NOT found",
+          (System.nanoTime() - started) / 1000, seenBy);
       return ok;
     } catch (Exception e) {
       LOG.warn("migration {}: cannot confirm the commit: {}", migrationId, e.toString());
       return false;
     }
+  }
+
+  /**
+   * The commit wrote the migration record and the VM's (owner: the target, epoch: vm_epoch + 1)
+   * in one multi-op: the migration record alone tells.
+   */
+  private boolean isCommitFor(MigrationRecord m, long epoch) {
+    return !m.getCommitOpId().isEmpty() && m.getTargetHost().equals(local.hostId()) && m.getVmEpoch() + 1 == epoch;
   }
 
   /** Keeps a guest that waits for the commit after its source went away; the reconciler decides. */

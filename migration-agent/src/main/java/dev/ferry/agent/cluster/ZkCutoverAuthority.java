@@ -38,10 +38,23 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
   private final String sourceHost;
   private final String failpoint;
 
+  private final long expectedCostMillis;
+
   public ZkCutoverAuthority(CuratorFramework zk, String sourceHost) {
+    this(zk, sourceHost, 0);
+  }
+
+  /** @param expectedCostMillis what the commit and the target's read-back are expected to take */
+  public ZkCutoverAuthority(CuratorFramework zk, String sourceHost, long expectedCostMillis) {
     this.zk = zk;
     this.sourceHost = sourceHost;
     this.failpoint = System.getProperty("ferry.failpoint", "");
+    this.expectedCostMillis = expectedCostMillis;
+  }
+
+  @Override
+  public long expectedCostMillis() {
+    return expectedCostMillis;
   }
 
   @Override

@@ -31,6 +31,11 @@ public interface CutoverAuthority {
     }
   }
 
+  /** What the commit is expected to add to the pause (round trips to the cluster's store), in ms. */
+  default long expectedCostMillis() {
+    return 0;
+  }
+
   /**
    * Called just before the guest pauses: an authority may read what its commit will check, so
    * the commit inside the pause costs fewer round trips. Failures are for the commit to find.

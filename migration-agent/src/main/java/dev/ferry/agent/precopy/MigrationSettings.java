@@ -29,6 +29,17 @@ public record MigrationSettings(
   public static final int THROTTLE_MAX_PERCENT_DEFAULT = 99;
   public static final long BANDWIDTH_BYTES_PER_S_MIN = 1L << 20;
 
+  /**
+   * The same settings with {@code overheadMillis} of the downtime budget set aside for a fixed
+   * cost of the switchover (a cluster's commit round trips); at least half the budget stays for
+   * the last pages.
+   */
+  public MigrationSettings reservingForSwitchover(long overheadMillis) {
+    long pages = Math.max((maxDowntimeMillis + 1) / 2, maxDowntimeMillis - Math.max(0, overheadMillis));
+    return new MigrationSettings(pages, bandwidthBytesPerSecond, compression, completionTimeoutMillisPerGib,
+        progressTimeoutMillis, throttleInitialPercent, throttleStepPercent, throttleMaxPercent, digest);
+  }
+
   public static MigrationSettings defaults() {
     return from(MigrationPolicy.getDefaultInstance());
   }

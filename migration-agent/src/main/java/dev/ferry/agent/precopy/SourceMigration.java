@@ -224,6 +224,8 @@ public final class SourceMigration {
 
   private void precopy() throws InterruptedException {
     PrecopyPolicy.State policy = PrecopyPolicy.State.initial();
+    // The pause also holds the commit: the last pages get the budget that is left.
+    MigrationSettings policySettings = settings.reservingForSwitchover(authority.expectedCostMillis());
     guest.dirtyLog().clear();
     long lastFetchNanos = clock.nanoTime();
     toSend.setAll();
@@ -241,7 +243,7 @@ public final class SourceMigration {
       sample(now);
       LOG.info("migration {}: round {} sent {} pages in {} ms; {} dirty, bandwidth {}", migrationId, round, pages,
           (now - roundStart) / 1_000_000, dirty, dev.ferry.agent.config.Sizes.formatRate(meter.bytesPerSecond()));
-      PrecopyPolicy.Decision decision = PrecopyPolicy.decide(settings, policy, new PrecopyPolicy.Observation(
+      PrecopyPolicy.Decision decision = PrecopyPolicy.decide(policySettings, policy, new PrecopyPolicy.Observation(
           round + 1, remainingBytes, meter.bytesPerSecond(), dirtyRateBytesPerSecond, now - startNanos,
           memory.sizeBytes()));
       policy = decision.next();
