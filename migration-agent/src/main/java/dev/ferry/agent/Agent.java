@@ -96,6 +96,14 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   private final Map<String, GuestSpec> incomingSpecs = new ConcurrentHashMap<>();
   /** The datastore's side of the VMs this host owns (cluster mode: leases need ZooKeeper's epochs). */
   private VmStorage storage;
+  /** The key-value services of the guests running here with that profile. */
+  private final Map<String, dev.ferry.agent.app.KvService> kvServices = new ConcurrentHashMap<>();
+  /** Starts key-value services off the caller's thread (binding may wait for the previous host). */
+  private final java.util.concurrent.ExecutorService kvStarter = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+    Thread t = new Thread(r, "kv-starter");
+    t.setDaemon(true);
+    return t;
+  });
   private AgentServer server;
   private InetSocketAddress boundAddress;
   private volatile boolean closing;
@@ -250,6 +258,40 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       entry.digestAtResume = digest;
       entry.stateAtResume = resumedFrom;
     }
+    startKv(guest.spec());
+  }
+
+  /** Starts the guest's key-value service here, if it has that profile (after it runs here). */
+  private void startKv(GuestSpec spec) {
+    if (spec.getKvPort() == 0 || storage == null || closing) {
+      return;
+    }
+    kvStarter.execute(() -> {
+      try {
+        dev.ferry.storage.LeasedWriter writer = storage.writer(spec.getName());
+        if (writer == null || !guests.containsKey(spec.getName())) {
+          LOG.warn("VM {}: no key-value service: the VM does not run here with its lease", spec.getName());
+          return;
+        }
+        kvServices.put(spec.getName(), dev.ferry.agent.app.KvService.start(spec.getName(), spec.getKvPort(), writer,
+            storage.directory(spec.getName())));
+      } catch (RuntimeException e) {
+        LOG.error("VM {}: key-value service not started: {}", spec.getName(), e.getMessage());
+      }
+    });
+  }
+
+  /** Stops the guest's key-value service here (it leaves, stops or suspends); waits for pending starts. */
+  private void stopKv(String name) {
+    try {
+      kvStarter.submit(() -> { }).get(30, TimeUnit.SECONDS);
+    } catch (Exception e) {
+      LOG.warn("VM {}: waiting for the key-value starter: {}", name, e.toString());
+    }
+    dev.ferry.agent.app.KvService kv = kvServices.remove(name);
+    if (kv != null) {
+      kv.close();
+    }
   }
 
   // --- Admin requests ----------------------------------------------------------------------------
@@ -281,6 +323,10 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   }
 
   private Entry create(GuestSpec spec) {
+    if (spec.getKvPort() != 0 && storage == null) {
+      throw new IllegalArgumentException("kv_port: the key-value profile keeps its data on the datastore under a"
+          + " lease; run the agent in a cluster (--zk)");
+    }
     synchronized (this) {
       admit(spec);
       guests.put(spec.getName(), new Entry(null, "booting"));
@@ -403,6 +449,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   private void settle(Entry entry, MigrationReport report) {
     switch (report.getPhase()) {
       case PHASE_COMPLETED -> {
+        stopKv(entry.guest.name());
         if (storage != null) {
           storage.detach(entry.guest.name());
         }
@@ -486,6 +533,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     if (checkpoint.isEmpty()) {
       storage.attach(spec, epoch);
       create(spec);
+      startKv(spec);
       return;
     }
     synchronized (this) {
@@ -499,6 +547,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       entry.digestAtResume = CompletableFuture.completedFuture(restored.digest());
       guests.put(spec.getName(), entry);
       restored.guest().resume();
+      startKv(spec);
     } catch (RuntimeException e) {
       guests.remove(spec.getName());
       throw e;
@@ -512,6 +561,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       throw new IllegalStateException("host " + hostId() + " runs no guest " + name + " that can be suspended");
     }
     entry.state = "suspending";
+    stopKv(name); // no write after the checkpoint: memory and disk stay consistent
     entry.guest.pause();
     try {
       storage.suspend(entry.guest, epoch);
@@ -539,6 +589,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     if (entry == null || entry.guest == null || entry.state.equals("migrating-out") || entry.state.equals("incoming")) {
       return;
     }
+    stopKv(name);
     guests.remove(name);
     entry.guest.destroy();
     if (storage != null) {
@@ -612,6 +663,9 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     if (member != null) {
       member.close(); // leave the cluster first: the coordinator sees the host go
     }
+    kvStarter.shutdownNow();
+    kvServices.values().forEach(dev.ferry.agent.app.KvService::close);
+    kvServices.clear();
     if (storage != null) {
       storage.close();
     }

@@ -69,6 +69,15 @@ final class VmStorage implements AutoCloseable {
     LOG.info("VM {}: lease taken by {} at epoch {} ({})", name, hostId, epoch, dir.lease().file());
   }
 
+  /** The lease-checked writer of a VM attached here, or null. */
+  LeasedWriter writer(String name) {
+    return writers.get(name);
+  }
+
+  VmDirectory directory(String name) {
+    return datastore.vm(name);
+  }
+
   /** Stops writing for {@code name} here (it left, or was stopped). */
   void detach(String name) {
     LeasedWriter writer = writers.remove(name);

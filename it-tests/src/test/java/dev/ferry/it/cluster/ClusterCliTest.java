@@ -272,4 +272,106 @@ class ClusterCliTest {
     assertEquals(0, cluster.cli("hosts").exitCode());
     assertEquals(dev.ferry.proto.PowerState.POWER_SUSPENDED, cluster.vm("cor-1").getPower());
   }
+
+  /**
+   * A client writes to the guest's key-value service without pause while the VM migrates, then is
+   * suspended and resumed on another host; every write that was acknowledged reads back after.
+   */
+  @Test
+  void nothingAcknowledgedIsLostAcrossMigrationSuspendAndResume() throws Exception {
+    int port = TestCluster.freePort();
+    assertEquals(0, cluster.cli("vm", "create", "kv-1", "--memory", "64MiB", "--dirty-rate", "4MiB/s",
+        "--kv-port", Integer.toString(port), "--host", "host-1").exitCode());
+    java.util.Set<Integer> acked = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    java.util.concurrent.atomic.AtomicBoolean writing = new java.util.concurrent.atomic.AtomicBoolean(true);
+    Thread writer = new Thread(() -> {
+      KvClient client = new KvClient(port);
+      for (int i = 0; writing.get(); i++) {
+        while (writing.get()) {
+          if ("OK".equals(client.request("PUT k" + i + " v" + i))) {
+            acked.add(i);
+            break;
+          }
+        }
+      }
+      client.close();
+    }, "kv-writer");
+    writer.start();
+    try {
+      awaitMore(acked, 20);
+      TestCluster.Cli moved = cluster.cli("migrate", "kv-1", "--to", "host-2");
+      assertEquals(0, moved.exitCode(), moved + cluster.logs());
+      awaitMore(acked, 20);
+      assertEquals(0, cluster.cli("vm", "suspend", "kv-1").exitCode());
+      TestCluster.Cli resumed = cluster.cli("vm", "resume", "kv-1", "--on", "host-1");
+      assertEquals(0, resumed.exitCode(), resumed + cluster.logs());
+      awaitMore(acked, 20);
+    } finally {
+      writing.set(false);
+      writer.join(30_000);
+    }
+    cluster.assertRunsOnlyOn("kv-1", "host-1");
+    KvClient reader = new KvClient(port);
+    java.util.List<Integer> lost = new java.util.ArrayList<>();
+    for (int i : acked) {
+      if (!("VALUE v" + i).equals(reader.request("GET k" + i))) {
+        lost.add(i);
+      }
+    }
+    reader.close();
+    assertTrue(acked.size() >= 60, "writes acknowledged: " + acked.size());
+    assertTrue(lost.isEmpty(), lost.size() + " of " + acked.size() + " acknowledged writes are lost: " + lost);
+  }
+
+  private static void awaitMore(java.util.Set<Integer> acked, int more) throws Exception {
+    int target = acked.size() + more;
+    TestCluster.await(target + " writes acknowledged", Duration.ofSeconds(60), () -> acked.size() >= target);
+  }
+
+  /** A line client of the key-value profile that reconnects after any failure (null answer). */
+  private static final class KvClient {
+    private final int port;
+    private java.net.Socket socket;
+    private java.io.BufferedReader in;
+    private java.io.Writer out;
+
+    KvClient(int port) {
+      this.port = port;
+    }
+
+    String request(String line) {
+      try {
+        if (socket == null) {
+          socket = new java.net.Socket();
+          socket.connect(new java.net.InetSocketAddress("127.0.0.1", port), 2000);
+          socket.setSoTimeout(5000);
+          in = new java.io.BufferedReader(new java.io.InputStreamReader(socket.getInputStream(),
+              java.nio.charset.StandardCharsets.UTF_8));
+          out = new java.io.OutputStreamWriter(socket.getOutputStream(), java.nio.charset.StandardCharsets.UTF_8);
+        }
+        out.write(line + "\n");
+        out.flush();
+        String answer = in.readLine();
+        if (answer == null) {
+          close();
+        }
+        return answer;
+      } catch (java.io.IOException e) {
+        close();
+        java.util.concurrent.locks.LockSupport.parkNanos(20_000_000L);
+        return null;
+      }
+    }
+
+    void close() {
+      try {
+        if (socket != null) {
+          socket.close();
+        }
+      } catch (java.io.IOException ignored) {
+        // closing anyway
+      }
+      socket = null;
+    }
+  }
 }

@@ -33,9 +33,15 @@ public final class GuestOptions {
   @Option(names = "--seed", defaultValue = "1", description = "Workload seed (default: ${DEFAULT-VALUE}).")
   long seed;
 
+  @Option(names = "--kv-port", paramLabel = "PORT",
+      description = "Run the key-value application profile on 127.0.0.1:PORT wherever the guest runs; it persists "
+          + "every write it acknowledges to the guest's disk on the datastore (cluster only).")
+  Integer kvPort;
+
   /** The spec of a guest named {@code name}; throws naming the option that is wrong. */
   public GuestSpec spec(String name) {
-    return GuestCommand.spec(name, memory, vcpus, dirtyRate, workingSet, hotSet, hotAccess, content, seed);
+    GuestSpec spec = GuestCommand.spec(name, memory, vcpus, dirtyRate, workingSet, hotSet, hotAccess, content, seed);
+    return kvPort == null ? spec : spec.toBuilder().setKvPort(kvPort).build();
   }
 
   public int vcpus() {

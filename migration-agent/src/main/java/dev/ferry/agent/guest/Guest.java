@@ -83,6 +83,9 @@ public final class Guest {
     }
     InvalidConfigException.requireRange("vcpus", spec.getVcpus(), 1, VCPUS_MAX);
     GuestMemory.validateSize("memory_bytes", spec.getMemoryBytes());
+    if (spec.getKvPort() != 0) {
+      InvalidConfigException.requireRange("kv_port", spec.getKvPort(), 1024, 65535);
+    }
     return Workload.from(spec.getWorkload(), spec.getMemoryBytes());
   }
 

@@ -1,0 +1,156 @@
+package dev.ferry.agent.app;
+
+import dev.ferry.storage.LeasedWriter;
+import dev.ferry.storage.StorageException;
+import dev.ferry.storage.VmDirectory;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.handler.codec.LineBasedFrameDecoder;
+import io.netty.handler.codec.TooLongFrameException;
+import io.netty.handler.codec.string.StringDecoder;
+import io.netty.handler.codec.string.StringEncoder;
+import io.netty.util.concurrent.DefaultEventExecutorGroup;
+import io.netty.util.concurrent.EventExecutorGroup;
+import java.net.BindException;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The built-in guest's application profile: a small key-value service at the guest's address
+ * (127.0.0.1:kv_port of the host it runs on; the port moves with the guest, as its IP would).
+ * Lines in, lines out: {@code PUT key value} answers {@code OK} only once the write is on the
+ * guest's disk on the datastore (appended through the lease-checked writer and forced), so an
+ * acknowledged write survives migrations, suspend/resume and crashes; {@code GET key} answers
+ * {@code VALUE v} or {@code NONE}; anything else {@code ERR reason}. After a cutover the old
+ * owner's appends are fenced and answer {@code ERR}, so a client retries against the new owner.
+ */
+public final class KvService implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(KvService.class);
+  private static final int LINE_BYTES_MAX = 8192;
+  private static final long BIND_RETRY_NANOS = TimeUnit.SECONDS.toNanos(15);
+
+  private final String vm;
+  private final LeasedWriter writer;
+  private final KvLog log;
+  private final Map<String, String> data = new ConcurrentHashMap<>();
+  private final EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
+  /** Appends block on the disk: one thread, so they land in order and never on the event loop. */
+  private final EventExecutorGroup disk = new DefaultEventExecutorGroup(1);
+  private Channel server;
+
+  private KvService(String vm, LeasedWriter writer, VmDirectory dir) {
+    this.vm = vm;
+    this.writer = writer;
+    this.log = KvLog.replay(dir, data);
+  }
+
+  /**
+   * Replays the guest's disk, then listens on 127.0.0.1:{@code port} (retrying while the previous
+   * host of the guest still holds the port, as an address moves between switch ports).
+   */
+  public static KvService start(String vm, int port, LeasedWriter writer, VmDirectory dir) {
+    KvService service = new KvService(vm, writer, dir);
+    try {
+      service.bind(port);
+    } catch (RuntimeException e) {
+      service.close();
+      throw e;
+    }
+    LOG.info("VM {}: key-value service on 127.0.0.1:{} ({} keys, {} bytes of log replayed)", vm, port,
+        service.data.size(), service.log.sizeBytes());
+    return service;
+  }
+
+  private void bind(int port) {
+    long deadline = System.nanoTime() + BIND_RETRY_NANOS;
+    while (true) {
+      try {
+        server = new ServerBootstrap().group(group).channel(NioServerSocketChannel.class)
+            .childHandler(new ChannelInitializer<SocketChannel>() {
+              @Override
+              protected void initChannel(SocketChannel ch) {
+                ch.pipeline().addLast(new LineBasedFrameDecoder(LINE_BYTES_MAX))
+                    .addLast(new StringDecoder(StandardCharsets.UTF_8))
+                    .addLast(new StringEncoder(StandardCharsets.UTF_8))
+                    .addLast(disk, new Handler());
+              }
+            })
+            .bind(new InetSocketAddress("127.0.0.1", port)).syncUninterruptibly().channel();
+        return;
+      } catch (Exception e) {
+        if (!(e instanceof BindException) || System.nanoTime() > deadline) {
+          throw new IllegalStateException("VM " + vm + ": cannot listen on 127.0.0.1:" + port + ": " + e.getMessage(), e);
+        }
+        LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(20));
+      }
+    }
+  }
+
+  private final class Handler extends SimpleChannelInboundHandler<String> {
+    @Override
+    protected void channelRead0(ChannelHandlerContext ctx, String line) {
+      ctx.writeAndFlush(answer(line.strip()) + "\n");
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+      if (cause instanceof TooLongFrameException) {
+        ctx.writeAndFlush("ERR line longer than " + LINE_BYTES_MAX + " bytes\n");
+      }
+      ctx.close();
+    }
+  }
+
+  String answer(String line) {
+    String[] words = line.split(" ", 3);
+    try {
+      switch (words[0]) {
+        case "PUT" -> {
+          if (words.length != 3 || words[1].isEmpty()) {
+            return "ERR usage: PUT key value";
+          }
+          log.append(writer, words[1], words[2]);
+          data.put(words[1], words[2]);
+          return "OK";
+        }
+        case "GET" -> {
+          if (words.length != 2) {
+            return "ERR usage: GET key";
+          }
+          String value = data.get(words[1]);
+          return value == null ? "NONE" : "VALUE " + value;
+        }
+        default -> {
+          return "ERR unknown command (PUT key value | GET key)";
+        }
+      }
+    } catch (StorageException e) {
+      return "ERR not stored: " + e.getMessage();
+    } catch (RuntimeException e) {
+      return "ERR " + e.getMessage();
+    }
+  }
+
+  @Override
+  public void close() {
+    if (server != null) {
+      server.close().syncUninterruptibly();
+    }
+    group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+    disk.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+  }
+}
