@@ -204,6 +204,12 @@ public final class Coordinator implements AutoCloseable {
           ? v.toBuilder().setCurrentMigration("").build() : v);
     } else if (action instanceof Planner.MarkHost h) {
       markHost(h.hostId(), h.up(), now);
+    } else if (action instanceof Planner.Forget f) {
+      Stat stat = zk.checkExists().forPath(ZkPaths.migration(f.migrationId()));
+      if (stat != null) {
+        leadership.write(List.of(zk.transactionOp().delete().withVersion(stat.getVersion())
+            .forPath(ZkPaths.migration(f.migrationId()))));
+      }
     }
   }
 

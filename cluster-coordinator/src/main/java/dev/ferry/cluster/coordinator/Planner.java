@@ -35,7 +35,13 @@ public final class Planner {
   }
 
   /** Something to write. */
-  public sealed interface Action permits Admit, Abort, Cancel, Complete, ClearVmMigration, MarkHost {}
+  public sealed interface Action permits Admit, Abort, Cancel, Complete, ClearVmMigration, MarkHost, Forget {}
+
+  /** How long a finished migration's record is kept for {@code ferry migrations}. */
+  public static final long FINISHED_RETENTION_MILLIS = 24 * 3600_000L;
+
+  /** A migration that ended long ago: its record goes, so ZooKeeper does not grow forever. */
+  public record Forget(String migrationId) implements Action {}
 
   /** A queued migration may start now. */
   public record Admit(String migrationId) implements Action {}
@@ -200,6 +206,11 @@ public final class Planner {
         out.merge(m.getSourceHost(), 1, Integer::sum);
         in.merge(m.getTargetHost(), 1, Integer::sum);
         total++;
+      }
+    }
+    for (MigrationRecord m : view.migrations().values()) {
+      if (!ClusterView.isActive(m) && m.getEndedMs() > 0 && view.nowMillis() - m.getEndedMs() > FINISHED_RETENTION_MILLIS) {
+        actions.add(new Forget(m.getId()));
       }
     }
     for (VmRecord vm : view.vms().values()) {

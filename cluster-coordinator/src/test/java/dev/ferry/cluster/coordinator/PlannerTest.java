@@ -704,4 +704,15 @@ class PlannerTest {
       c.migrations.computeIfPresent(id, (k, m) -> m.toBuilder().setState(state).build());
     }
   }
+
+  @Test
+  void finishedMigrationsAreForgottenAfterTheRetentionOnly() {
+    long now = 1_700_000_000_000L;
+    Cluster c = twoHosts().vm("web-2", "host-a", GIB)
+        .migration("m-old", "web-1", "host-b", MIGRATION_COMPLETED, 1,
+            m -> m.setEndedMs(now - Planner.FINISHED_RETENTION_MILLIS - 1))
+        .migration("m-new", "web-2", "host-b", MIGRATION_COMPLETED, 2, m -> m.setEndedMs(now - 1000));
+    assertEquals(List.of(new Planner.Forget("m-old")),
+        plan(c).stream().filter(a -> a instanceof Planner.Forget).toList());
+  }
 }

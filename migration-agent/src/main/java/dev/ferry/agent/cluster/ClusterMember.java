@@ -411,6 +411,9 @@ public final class ClusterMember implements AutoCloseable {
   }
 
   private void reconcileMigration(MigrationRecord m, Set<String> outgoing) {
+    if (MigrationStates.isTerminal(m.getState())) {
+      finished.remove(m.getId()); // the cache shows it over: nothing can restart it any more
+    }
     boolean source = m.getSourceHost().equals(local.hostId());
     if (m.getState() == MigrationState.MIGRATION_RUNNING && source && m.getCommitOpId().isEmpty()) {
       if (outgoing.contains(m.getId())) {
