@@ -98,6 +98,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   private VmStorage storage;
   /** The key-value services of the guests running here with that profile. */
   private final Map<String, dev.ferry.agent.app.KvService> kvServices = new ConcurrentHashMap<>();
+  private final java.util.Set<String> kvStarting = ConcurrentHashMap.newKeySet();
   /** Starts key-value services off the caller's thread (binding may wait for the previous host). */
   private final java.util.concurrent.ExecutorService kvStarter = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
     Thread t = new Thread(r, "kv-starter");
@@ -220,17 +221,36 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     if (!member.confirmCommit(migrationId, epoch)) {
       return false;
     }
+    committedHere(migrationId, epoch);
+    return true;
+  }
+
+  @Override
+  public void committedHere(String migrationId, long epoch) {
     GuestSpec spec = incomingSpecs.remove(migrationId);
-    if (spec != null) {
+    if (spec != null && storage != null) {
       try {
         storage.attach(spec, epoch); // the old owner's next write to the VM's files now fails
       } catch (RuntimeException e) {
-        // ZooKeeper's commit is the authority; the lease follows it and the heartbeat retries.
+        // ZooKeeper's commit is the authority; the lease follows it (the reconciler retries).
         LOG.error("migration {}: committed, but the datastore lease of {} could not be taken: {}", migrationId,
             spec.getName(), e.getMessage());
       }
     }
-    return true;
+  }
+
+  @Override
+  public void ensureOwned(GuestSpec spec, long epoch) {
+    if (storage == null) {
+      return;
+    }
+    dev.ferry.storage.LeasedWriter writer = storage.writer(spec.getName());
+    if (writer == null || writer.epoch() != epoch) {
+      storage.attach(spec, epoch);
+    }
+    if (spec.getKvPort() != 0 && !kvServices.containsKey(spec.getName())) {
+      startKv(spec);
+    }
   }
 
   @Override
@@ -263,7 +283,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   /** Starts the guest's key-value service here, if it has that profile (after it runs here). */
   private void startKv(GuestSpec spec) {
-    if (spec.getKvPort() == 0 || storage == null || closing) {
+    if (spec.getKvPort() == 0 || storage == null || closing || !kvStarting.add(spec.getName())) {
       return;
     }
     kvStarter.execute(() -> {
@@ -277,6 +297,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
             storage.directory(spec.getName())));
       } catch (RuntimeException e) {
         LOG.error("VM {}: key-value service not started: {}", spec.getName(), e.getMessage());
+      } finally {
+        kvStarting.remove(spec.getName());
       }
     });
   }
@@ -438,11 +460,16 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       LOG.error("migration {} could not start", id, e);
       report = MigrationReport.newBuilder().setMigrationId(id).setPhase(MigrationPhase.PHASE_ABORTED)
           .setReason("could not start: " + e).build();
+    } catch (java.lang.Error e) {
+      outgoing.remove(id);
+      throw e;
+    }
+    try {
+      settle(entry, report);
+      done.accept(report); // reported (and remembered as finished) before it leaves the outgoing set
     } finally {
       outgoing.remove(id);
     }
-    settle(entry, report);
-    done.accept(report);
   }
 
   /** After an outgoing migration: free the guest if it left, keep it otherwise. */
@@ -532,7 +559,12 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     }
     if (checkpoint.isEmpty()) {
       storage.attach(spec, epoch);
-      create(spec);
+      try {
+        create(spec);
+      } catch (RuntimeException e) {
+        storage.detach(spec.getName());
+        throw e;
+      }
       startKv(spec);
       return;
     }
@@ -550,6 +582,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       startKv(spec);
     } catch (RuntimeException e) {
       guests.remove(spec.getName());
+      storage.detach(spec.getName());
       throw e;
     }
   }
@@ -568,6 +601,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     } catch (RuntimeException e) {
       entry.guest.resume();
       entry.state = "running";
+      startKv(entry.guest.spec());
       throw e;
     }
     guests.remove(name);
@@ -617,6 +651,10 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       entry.guest.resume();
       LOG.warn("migration {}: {}: resuming {} here", migrationId, why, name);
     } else {
+      stopKv(name);
+      if (storage != null) {
+        storage.detach(name);
+      }
       guests.remove(name);
       entry.guest.destroy();
       LOG.info("migration {}: {}: freed {} here", migrationId, why, name);

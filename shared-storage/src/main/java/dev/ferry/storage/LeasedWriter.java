@@ -86,6 +86,21 @@ public final class LeasedWriter implements AutoCloseable {
     });
   }
 
+  /**
+   * Writes {@code data} to disk {@code disk} at {@code offset} and forces it to stable storage, all
+   * under the lease's lock: once this returns, the bytes are durable and no new owner could have
+   * taken the lease between the write and the force (what an acknowledged write needs).
+   */
+  public void writeDiskBlockDurably(int disk, long offset, ByteBuffer data) {
+    vm.diskPath(disk);
+    held(() -> {
+      DiskImage image = disk(disk);
+      image.write(offset, data);
+      image.force();
+      return null;
+    });
+  }
+
   /** Forces the disk writes made so far to stable storage (config and checkpoints force themselves). */
   public void force() {
     vm.lease().locked(() -> {

@@ -60,6 +60,8 @@ public final class Coordinator implements AutoCloseable {
   private CuratorCache migrations;
   private CuratorCache coordinatorNodes;
   private volatile boolean closed;
+  /** One count per cache until it has loaded (hosts, inventory, VMs, migrations, coordinator). */
+  private final java.util.concurrent.CountDownLatch cachesLoading = new java.util.concurrent.CountDownLatch(5);
 
   public Coordinator(String id, ZkSettings zkSettings, Planner.Limits limits) {
     this.id = id;
@@ -75,7 +77,8 @@ public final class Coordinator implements AutoCloseable {
       zk.close();
       throw new IllegalStateException("cannot reach ZooKeeper at " + zkSettings.connect() + " within 30 s");
     }
-    for (String path : List.of(ZkPaths.HOSTS, ZkPaths.INVENTORY, ZkPaths.VMS, ZkPaths.MIGRATIONS, ZkPaths.COORDINATOR)) {
+    for (String path : List.of(ZkPaths.HOSTS, ZkPaths.INVENTORY, ZkPaths.VMS, ZkPaths.MIGRATIONS, ZkPaths.COORDINATOR,
+        ZkPaths.RETIRED)) {
       try {
         zk.create().creatingParentsIfNeeded().forPath(path);
       } catch (KeeperException.NodeExistsException ignored) {
@@ -98,9 +101,19 @@ public final class Coordinator implements AutoCloseable {
 
   private CuratorCache cache(String path) {
     CuratorCache cache = CuratorCache.build(zk, path);
-    cache.listenable().addListener((type, before, after) -> wake());
+    cache.listenable().addListener(org.apache.curator.framework.recipes.cache.CuratorCacheListener.builder()
+        .forAll((type, before, after) -> wake())
+        .forInitialized(() -> {
+          cachesLoading.countDown();
+          wake();
+        }).build());
     cache.start();
     return cache;
+  }
+
+  /** True once every cache holds ZooKeeper's records: before that a view would be partial. */
+  private boolean loaded() {
+    return cachesLoading.getCount() == 0;
   }
 
   private void wake() {
@@ -165,7 +178,7 @@ public final class Coordinator implements AutoCloseable {
 
   private void reconcileSafely() {
     try {
-      if (!closed && leadership.leading()) {
+      if (!closed && leadership.leading() && loaded()) {
         reconcile();
       }
     } catch (Leadership.DeposedException e) {
@@ -249,6 +262,9 @@ public final class Coordinator implements AutoCloseable {
   }
 
   private void requireLeader() throws Refused {
+    if (leading() && !loaded()) {
+      throw new Refused(503, "coordinator " + id + " is still loading the cluster's records; try again");
+    }
     if (!leading()) {
       String leader = leaderUrl();
       throw new Refused(503, "coordinator " + id + " is a standby"
@@ -270,7 +286,7 @@ public final class Coordinator implements AutoCloseable {
     String name = request.getSpec().getName();
     VmRecord vm = VmRecord.newBuilder().setFormatVersion(Records.FORMAT).setSpec(request.getSpec())
         .setMac(request.getMac().isEmpty() ? macFor(name) : request.getMac()).setIp(request.getIp())
-        .setDatastorePath("vms/" + name).setOwnerHost(placed.value()).setEpoch(1)
+        .setDatastorePath("vms/" + name).setOwnerHost(placed.value()).setEpoch(firstEpoch(name))
         .setDesiredPower(dev.ferry.proto.PowerState.POWER_RUNNING).setPower(dev.ferry.proto.PowerState.POWER_STOPPED)
         .setCoordinatorEpoch(leadership.epoch()).setCreatedMs(System.currentTimeMillis()).build();
     try {
@@ -280,6 +296,15 @@ public final class Coordinator implements AutoCloseable {
     }
     LOG.info("VM {} created on {}", name, placed.value());
     return vm;
+  }
+
+  /** 1 for a new name; one above the last epoch of a deleted VM of that name. */
+  private long firstEpoch(String name) throws Exception {
+    try {
+      return Records.vm(ZkPaths.retired(name), zk.getData().forPath(ZkPaths.retired(name))).getEpoch() + 1;
+    } catch (KeeperException.NoNodeException e) {
+      return 1;
+    }
   }
 
   /** A locally administered MAC (52:54:00 like QEMU's) derived from the name: stable across restarts. */
@@ -368,8 +393,16 @@ public final class Coordinator implements AutoCloseable {
       throw new Refused(409, name + " is not stopped: ferry vm stop " + name + " first");
     }
     Stat stat = zk.checkExists().forPath(ZkPaths.vm(name));
-    leadership.write(List.of(zk.transactionOp().delete().withVersion(stat.getVersion()).forPath(ZkPaths.vm(name))));
-    LOG.info("VM {} deleted", name);
+    // Remember its last epoch: hosts and the datastore lease have seen it, and a VM created again
+    // under this name must start above it or it would be refused as stale.
+    byte[] retired = Records.bytes(VmRecord.newBuilder().setFormatVersion(Records.FORMAT)
+        .setSpec(dev.ferry.proto.GuestSpec.newBuilder().setName(name)).setEpoch(vm.getEpoch()).build());
+    Stat old = zk.checkExists().forPath(ZkPaths.retired(name));
+    CuratorOp remember = old == null ? zk.transactionOp().create().forPath(ZkPaths.retired(name), retired)
+        : zk.transactionOp().setData().withVersion(old.getVersion()).forPath(ZkPaths.retired(name), retired);
+    leadership.write(List.of(zk.transactionOp().delete().withVersion(stat.getVersion()).forPath(ZkPaths.vm(name)),
+        remember));
+    LOG.info("VM {} deleted (last epoch {})", name, vm.getEpoch());
   }
 
   private VmRecord requireVm(String name) throws Exception {

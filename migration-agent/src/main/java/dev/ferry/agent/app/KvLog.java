@@ -83,8 +83,7 @@ public final class KvLog {
     if (end + record.remaining() > capacity) {
       throw new IllegalStateException("the disk is full (" + capacity + " bytes of log)");
     }
-    writer.writeDiskBlock(end, record);
-    writer.force();
+    writer.writeDiskBlockDurably(0, end, record);
     end += HEADER_BYTES + length + TRAILER_BYTES;
   }
 

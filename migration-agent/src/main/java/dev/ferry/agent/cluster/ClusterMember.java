@@ -80,6 +80,12 @@ public final class ClusterMember implements AutoCloseable {
     /** Renews the datastore leases of the VMs running here. */
     void renewLeases();
 
+    /** A migration to this host is committed at {@code epoch}: take what the VM's new owner holds (its lease). */
+    void committedHere(String migrationId, long epoch);
+
+    /** The VM runs here as its owner at {@code epoch}: make sure it holds its lease and services. */
+    void ensureOwned(GuestSpec spec, long epoch);
+
     void destroyGuest(String name, String why);
 
     /** Starts the source side; false if it cannot (the reason was reported through {@code done}). */
@@ -107,6 +113,12 @@ public final class ClusterMember implements AutoCloseable {
   private final Set<String> refusedStale = ConcurrentHashMap.newKeySet();
   /** Outgoing migrations this host ran to an end: a lagging cache must not start them again. */
   private final Set<String> finished = ConcurrentHashMap.newKeySet();
+  /** VMs suspended here whose record may not name their checkpoint yet, by epoch. */
+  private final Map<String, Long> suspendedHere = new ConcurrentHashMap<>();
+  /** The checkpoint a suspend writes (the agent's name for it). */
+  private static final String SUSPEND_CHECKPOINT = "suspend";
+  /** Outcomes of migrations sent from here that are not in their records yet. */
+  private final Map<String, MigrationReport> pendingOutcomes = new ConcurrentHashMap<>();
   /** Boots that failed, by VM, epoch and checkpoint: not retried until one of them changes. */
   private final Set<String> bootFailed = ConcurrentHashMap.newKeySet();
   private final AtomicBoolean connected = new AtomicBoolean();
@@ -308,6 +320,7 @@ public final class ClusterMember implements AutoCloseable {
   // --- Reconcile: make the records so ---------------------------------------------------------
 
   private void reconcile() {
+    pendingOutcomes.forEach(this::writeOutcome);
     List<VmRecord> vmRecords = read(vms, Records::vm);
     List<MigrationRecord> migrationRecords = read(migrations, Records::migration);
     Map<String, String> guests = local.guestStates();
@@ -320,9 +333,12 @@ public final class ClusterMember implements AutoCloseable {
     }
     Map<String, MigrationRecord> byId = new java.util.HashMap<>();
     migrationRecords.forEach(m -> byId.put(m.getId(), m));
+    // Every VM node, readable or not: a record this Ferry cannot read (a newer format) is no
+    // reason to stop the guest it describes.
     Set<String> known = new java.util.HashSet<>();
+    vms.stream().map(ChildData::getPath).filter(p -> !p.equals(ZkPaths.VMS))
+        .forEach(p -> known.add(p.substring(p.lastIndexOf('/') + 1)));
     for (VmRecord vm : vmRecords) {
-      known.add(vm.getSpec().getName());
       reconcileVm(vm, guests, migratingVms, byId);
     }
     if (vmsLoaded) {
@@ -388,11 +404,18 @@ public final class ClusterMember implements AutoCloseable {
     if (vm.getDesiredPower() == PowerState.POWER_STOPPED && "running".equals(state)) {
       local.destroyGuest(name, "stopped by the operator");
     }
+    if ("running".equals(state) && vm.getDesiredPower() == PowerState.POWER_RUNNING) {
+      try {
+        local.ensureOwned(vm.getSpec(), vm.getEpoch());
+      } catch (RuntimeException e) {
+        LOG.warn("host {}: VM {} runs here without its lease: {}", local.hostId(), name, e.getMessage());
+      }
+    }
     if (vm.getDesiredPower() == PowerState.POWER_SUSPENDED && "running".equals(state) && !migratingVms.contains(name)) {
       try {
         String checkpoint = local.suspendGuest(name, vm.getEpoch());
-        updateVm(name, v -> v.getOwnerHost().equals(local.hostId()) && v.getEpoch() == vm.getEpoch()
-            ? v.toBuilder().setCheckpoint(checkpoint).setPower(PowerState.POWER_SUSPENDED).setNote("").build() : v);
+        suspendedHere.put(name, vm.getEpoch());
+        recordSuspended(name, vm.getEpoch(), checkpoint);
         LOG.info("host {}: suspended VM {} to the datastore", local.hostId(), name);
         return;
       } catch (RuntimeException e) {
@@ -401,9 +424,20 @@ public final class ClusterMember implements AutoCloseable {
         return;
       }
     }
+    if (state == null && vm.getDesiredPower() == PowerState.POWER_SUSPENDED && vm.getCheckpoint().isEmpty()
+        && Long.valueOf(vm.getEpoch()).equals(suspendedHere.get(name))) {
+      // Suspended here, but the record did not take the checkpoint's name yet: write it again.
+      recordSuspended(name, vm.getEpoch(), SUSPEND_CHECKPOINT);
+      return;
+    }
     PowerState actual = local.guestStates().containsKey(name) ? PowerState.POWER_RUNNING
         : !vm.getCheckpoint().isEmpty() ? PowerState.POWER_SUSPENDED : PowerState.POWER_STOPPED;
     boolean keepNote = bootFailed.contains(bootKey);
+    if (actual == PowerState.POWER_RUNNING && !vm.getCheckpoint().isEmpty()) {
+      // Running again: the checkpoint it resumed from is history (never resume from it twice).
+      updateVm(name, v -> v.getOwnerHost().equals(local.hostId()) && v.getEpoch() == vm.getEpoch()
+          ? v.toBuilder().setCheckpoint("").build() : v);
+    }
     if (vm.getPower() != actual) {
       updateVm(name, v -> v.getOwnerHost().equals(local.hostId()) && v.getEpoch() == vm.getEpoch()
           ? v.toBuilder().setPower(actual).setNote(keepNote ? v.getNote() : "").build() : v);
@@ -441,11 +475,20 @@ public final class ClusterMember implements AutoCloseable {
       if (!m.getCommitOpId().isEmpty()) {
         undecided.remove(m.getId());
         LOG.info("migration {}: the commit is recorded; resuming {} here", m.getId(), m.getVm());
+        epochSeen.merge(m.getVm(), m.getVmEpoch() + 1, Math::max);
+        local.committedHere(m.getId(), m.getVmEpoch() + 1);
         waiting.resumeCommitted();
       } else if (m.getState() != MigrationState.MIGRATION_RUNNING) {
         undecided.remove(m.getId());
         waiting.discard("the migration ended " + m.getState() + " without a commit");
       }
+    }
+  }
+
+  private void recordSuspended(String name, long epoch, String checkpoint) {
+    if (updateVm(name, v -> v.getOwnerHost().equals(local.hostId()) && v.getEpoch() == epoch
+        ? v.toBuilder().setCheckpoint(checkpoint).setPower(PowerState.POWER_SUSPENDED).setNote("").build() : v)) {
+      suspendedHere.remove(name, epoch);
     }
   }
 
@@ -499,17 +542,26 @@ public final class ClusterMember implements AutoCloseable {
   private void reportOutcome(String migrationId, MigrationReport report) {
     finished.add(migrationId);
     progressWrittenNanos.remove(migrationId);
+    pendingOutcomes.put(migrationId, report);
+    writeOutcome(migrationId, report);
+  }
+
+  /** Writes an outcome; one that could not be written (ZooKeeper unreachable) is retried by the reconciler. */
+  private void writeOutcome(String migrationId, MigrationReport report) {
     MigrationState state = switch (report.getPhase()) {
       case PHASE_COMPLETED -> MigrationState.MIGRATION_COMPLETED;
       case PHASE_CANCELLED -> MigrationState.MIGRATION_CANCELLED;
       case PHASE_UNKNOWN -> MigrationState.MIGRATION_UNKNOWN;
       default -> MigrationState.MIGRATION_ABORTED;
     };
-    finishMigration(migrationId, state, report.getReason(), report);
+    if (finishMigration(migrationId, state, report.getReason(), report)) {
+      pendingOutcomes.remove(migrationId, report);
+    }
   }
 
-  private void finishMigration(String migrationId, MigrationState state, String reason, MigrationReport report) {
-    updateMigration(migrationId, m -> {
+  /** True once the record holds the outcome (or is gone). */
+  private boolean finishMigration(String migrationId, MigrationState state, String reason, MigrationReport report) {
+    return updateMigration(migrationId, m -> {
       // The record's state machine decides (a committed migration is complete whatever the source saw).
       MigrationState next = MigrationStates.settle(m.getState(), state, !m.getCommitOpId().isEmpty());
       MigrationRecord.Builder b = m.toBuilder();
@@ -600,36 +652,41 @@ public final class ClusterMember implements AutoCloseable {
 
   // --- Writes ----------------------------------------------------------------------------------
 
-  private void updateVm(String name, UnaryOperator<VmRecord> change) {
-    update(ZkPaths.vm(name), data -> Records.bytes(change.apply(Records.vm(ZkPaths.vm(name), data))));
+  private boolean updateVm(String name, UnaryOperator<VmRecord> change) {
+    return update(ZkPaths.vm(name), data -> Records.bytes(change.apply(Records.vm(ZkPaths.vm(name), data))));
   }
 
-  private void updateMigration(String id, UnaryOperator<MigrationRecord> change) {
-    update(ZkPaths.migration(id), data -> Records.bytes(change.apply(Records.migration(ZkPaths.migration(id), data))));
+  private boolean updateMigration(String id, UnaryOperator<MigrationRecord> change) {
+    return update(ZkPaths.migration(id), data -> Records.bytes(change.apply(Records.migration(ZkPaths.migration(id), data))));
   }
 
-  /** Read-modify-write with the version checked; retried when someone else wrote in between. */
-  private void update(String path, UnaryOperator<byte[]> change) {
+  /**
+   * Read-modify-write with the version checked; retried when someone else wrote in between. True
+   * if the change is in (or nothing needed changing, or the node is gone); false if ZooKeeper could
+   * not be reached or the record kept changing.
+   */
+  private boolean update(String path, UnaryOperator<byte[]> change) {
     for (int attempt = 0; attempt < WRITE_ATTEMPTS_MAX; attempt++) {
       try {
         Stat stat = new Stat();
         byte[] before = zk.getData().storingStatIn(stat).forPath(path);
         byte[] after = change.apply(before);
         if (java.util.Arrays.equals(before, after)) {
-          return;
+          return true;
         }
         zk.setData().withVersion(stat.getVersion()).forPath(path, after);
-        return;
+        return true;
       } catch (KeeperException.BadVersionException e) {
         // someone wrote in between: read again
       } catch (KeeperException.NoNodeException e) {
-        return;
+        return true;
       } catch (Exception e) {
         LOG.warn("host {}: cannot update {}: {}", local.hostId(), path, e.toString());
-        return;
+        return false;
       }
     }
     LOG.warn("host {}: gave up updating {}: it kept changing", local.hostId(), path);
+    return false;
   }
 
   private <T> List<T> read(CuratorCache cache, java.util.function.BiFunction<String, byte[], T> parser) {

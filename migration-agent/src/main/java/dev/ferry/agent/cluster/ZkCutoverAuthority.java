@@ -109,7 +109,8 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
           vm = Records.vm(ZkPaths.vm(m.getVm()), zk.getData().storingStatIn(vmStat).forPath(ZkPaths.vm(m.getVm())));
         }
       } catch (Exception e) {
-        return readBack(migrationId, opId, "reading the records before the commit failed: " + e);
+        return permanent(migrationId, readBack(migrationId, opId, "reading the records before the commit failed: " + e),
+            "reading the records before the commit failed: " + e);
       }
       Result precondition = checkPreconditions(m, vm);
       if (precondition != null) {
@@ -144,10 +145,19 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
       } catch (InterruptedException e) {
         throw e;
       } catch (Exception e) {
-        return readBack(migrationId, opId, "the commit failed: " + e);
+        return permanent(migrationId, readBack(migrationId, opId, "the commit failed: " + e), "the commit failed: " + e);
       }
     }
     return refuse(migrationId, "the records kept changing during the commit (" + ATTEMPTS_MAX + " attempts)");
+  }
+
+  /**
+   * A read-back that says "not landed, still open" after a failed multi is made final before the
+   * source may resume: the record is marked aborted (version-checked), so the multi, should a
+   * retry of it still be in flight, can no longer land.
+   */
+  private Result permanent(String migrationId, Result back, String why) throws InterruptedException {
+    return back.outcome() == Outcome.REFUSED && back.reason().isEmpty() ? refuse(migrationId, why) : back;
   }
 
   /** Why the commit must not happen, or null if it may. */
@@ -215,7 +225,8 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
           return Result.refused(reason); // already closed: nobody can commit it
         }
         zk.setData().withVersion(stat.getVersion()).forPath(ZkPaths.migration(migrationId), Records.bytes(
-            m.toBuilder().setState(MigrationState.MIGRATION_ABORTED).setReason(reason).build()));
+            m.toBuilder().setState(MigrationState.MIGRATION_ABORTED).setReason(reason)
+                .setEndedMs(System.currentTimeMillis()).build()));
         return Result.refused(reason);
       } catch (KeeperException.BadVersionException e) {
         // changed meanwhile: look again

@@ -10,6 +10,8 @@ public final class ZkPaths {
   public static final String COORDINATOR = ROOT + "/coordinator";
   public static final String COORDINATOR_LEADER = COORDINATOR + "/leader";
   public static final String COORDINATOR_EPOCH = COORDINATOR + "/epoch";
+  /** The last epoch of each deleted VM: a VM created again under its name continues above it. */
+  public static final String RETIRED = ROOT + "/retired";
 
   private ZkPaths() {}
 
@@ -23,6 +25,10 @@ public final class ZkPaths {
 
   public static String vm(String name) {
     return VMS + "/" + name;
+  }
+
+  public static String retired(String name) {
+    return RETIRED + "/" + name;
   }
 
   public static String migration(String id) {

@@ -13,9 +13,17 @@ final class ZkSync {
 
   static void sync(CuratorFramework zk, String path) throws Exception {
     CountDownLatch done = new CountDownLatch(1);
-    zk.sync().inBackground((client, event) -> done.countDown()).forPath(path);
+    int[] result = {Integer.MIN_VALUE};
+    zk.sync().inBackground((client, event) -> {
+      result[0] = event.getResultCode();
+      done.countDown();
+    }).forPath(path);
     if (!done.await(TIMEOUT_MILLIS, TimeUnit.MILLISECONDS)) {
       throw new TimeoutException("ZooKeeper sync of " + path + " took more than " + TIMEOUT_MILLIS + " ms");
+    }
+    if (result[0] != org.apache.zookeeper.KeeperException.Code.OK.intValue()) {
+      // A failed sync promises nothing: the next read could be stale.
+      throw org.apache.zookeeper.KeeperException.create(org.apache.zookeeper.KeeperException.Code.get(result[0]), path);
     }
   }
 }

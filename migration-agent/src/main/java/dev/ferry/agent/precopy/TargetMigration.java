@@ -273,7 +273,14 @@ public final class TargetMigration {
   private void onCommit(long epoch) {
     requireState(State.READY, "Commit");
     if (!host.confirmCommit(migrationId, epoch)) {
-      // The cluster does not show the move: resuming here could run the guest twice.
+      // The cluster does not show the move (yet, or cannot be asked): resuming here could run the
+      // guest twice, and discarding it could lose the only copy if the commit did land. A host
+      // that can watch the records keeps it paused and decides from them.
+      if (host.keepUndecided(migrationId, this)) {
+        LOG.warn("migration {}: the commit at epoch {} is not visible yet: {} stays paused until the records decide",
+            migrationId, epoch, guest.name());
+        return;
+      }
       throw new ProtocolException("the source announced a commit at epoch " + epoch
           + " that the cluster does not show");
     }
