@@ -374,4 +374,38 @@ class ClusterCliTest {
       socket = null;
     }
   }
+
+  @Test
+  void aVmCreatedAgainUnderItsOldNameContinuesAboveItsOldEpoch() throws Exception {
+    assertEquals(0, cluster.cli("vm", "create", "re-1", "--memory", "64MiB", "--host", "host-1").exitCode());
+    assertEquals(0, cluster.cli("migrate", "re-1", "--to", "host-2").exitCode());
+    assertEquals(0, cluster.cli("vm", "stop", "re-1").exitCode());
+    assertEquals(0, cluster.cli("vm", "delete", "re-1").exitCode());
+    // host-2 saw epoch 2 and its datastore lease says epoch 2: the new re-1 must start above it.
+    TestCluster.Cli again = cluster.cli("vm", "create", "re-1", "--memory", "64MiB", "--host", "host-2");
+    assertEquals(0, again.exitCode(), again + cluster.logs());
+    assertTrue(again.out().contains("running on host-2 (epoch 3)"), again.toString());
+    cluster.assertRunsOnlyOn("re-1", "host-2");
+  }
+
+  @Test
+  void aRecordThisFerryCannotReadNeverStopsItsGuest() throws Exception {
+    assertEquals(0, cluster.cli("vm", "create", "newer-1", "--memory", "64MiB", "--dirty-rate", "4MiB/s",
+        "--host", "host-1").exitCode());
+    VmRecord readable = cluster.vm("newer-1");
+    // As a newer Ferry would write it during a rolling upgrade: refused by this one, by path.
+    cluster.zk().setData().forPath(ZkPaths.vm("newer-1"),
+        readable.toBuilder().setFormatVersion(Records.FORMAT + 1).build().toByteArray());
+    long steps = cluster.agentClient("host-1").status("newer-1").getSteps();
+    TestCluster.await("several reconcile rounds pass", Duration.ofSeconds(30), () -> {
+      try {
+        return cluster.agentClient("host-1").status("newer-1").getSteps() > steps + 500
+            && cluster.agents.get("host-1").logText().contains("newer Ferry");
+      } catch (Exception e) {
+        return false;
+      }
+    });
+    assertEquals("running", cluster.whereIs("newer-1").get("host-1"), "the guest kept running");
+    cluster.zk().setData().forPath(ZkPaths.vm("newer-1"), Records.bytes(readable));
+  }
 }
