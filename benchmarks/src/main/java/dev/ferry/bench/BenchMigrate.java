@@ -134,6 +134,9 @@ public final class BenchMigrate implements Callable<Integer> {
           List<Json> ofMode = results.stream().filter(r -> mode.equals(r.get("compression"))).toList();
           out.println((compression.size() > 1 ? "compression " + mode + ": " : "") + summary(ofMode));
         }
+        if (compression.size() == 2) {
+          out.println(paired(results, compression.get(0), compression.get(1)));
+        }
       }
       boolean allIdentical = results.stream().allMatch(r -> Boolean.TRUE.equals(r.get("memory_identical")));
       return allIdentical ? 0 : 1;
@@ -216,6 +219,25 @@ public final class BenchMigrate implements Callable<Integer> {
           median(nettyRatio), median(ferryVsNetty));
     }
     return summaryCore(results) + netty;
+  }
+
+  /**
+   * The two modes compared run by run: each second-mode run against the first-mode run just
+   * before it, on the same agents a few seconds apart, so that a slow spell of the machine
+   * weighs on both sides of a pair.
+   */
+  static String paired(List<Json> results, String first, String second) {
+    List<Double> ratios = new ArrayList<>();
+    for (int i = 0; i + 1 < results.size(); i += 2) {
+      Json a = results.get(i);
+      Json b = results.get(i + 1);
+      if (first.equals(a.get("compression")) && second.equals(b.get("compression"))) {
+        ratios.add((Double) b.get("total_ms") / (Double) a.get("total_ms"));
+      }
+    }
+    double[] values = ratios.stream().mapToDouble(Double::doubleValue).toArray();
+    return String.format(Locale.ROOT, "paired: total time %s/%s per pair %s; median %.2f",
+        second, first, ratios.stream().map(r -> String.format(Locale.ROOT, "%.2f", r)).toList(), median(values));
   }
 
   private static String summaryCore(List<Json> results) {

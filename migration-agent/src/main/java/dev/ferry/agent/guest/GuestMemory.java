@@ -119,6 +119,31 @@ public final class GuestMemory {
         .slice((page & PAGE_IN_CHUNK_MASK) << PAGE_SHIFT, PAGE_BYTES);
   }
 
+  /** Reusable page views for one thread (the hot paths that must not allocate per page). */
+  public PageCursor newCursor() {
+    return new PageCursor();
+  }
+
+  /** Views of this memory that {@link #page} repositions instead of allocating; not thread-safe. */
+  public final class PageCursor {
+    private final ByteBuffer[] views = new ByteBuffer[chunkViews.length];
+
+    private PageCursor() {
+      for (int i = 0; i < views.length; i++) {
+        views[i] = chunkViews[i].duplicate();
+      }
+    }
+
+    /** Page {@code page}'s 4096 bytes, position to limit, in a view reused by the next call. */
+    public ByteBuffer page(int page) {
+      checkPage(page);
+      ByteBuffer view = views[page >>> PAGES_PER_CHUNK_SHIFT];
+      int at = (page & PAGE_IN_CHUNK_MASK) << PAGE_SHIFT;
+      view.clear().position(at).limit(at + PAGE_BYTES);
+      return view;
+    }
+  }
+
   public boolean isZeroPage(int page) {
     long at = pageAddress(page);
     long end = at + PAGE_BYTES;

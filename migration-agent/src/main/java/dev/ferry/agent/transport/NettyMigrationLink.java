@@ -9,6 +9,7 @@ import dev.ferry.agent.guest.GuestMemory;
 import dev.ferry.agent.wire.PageBatchWriter;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.CompositeByteBuf;
+import io.netty.buffer.DefaultByteBufHolder;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
@@ -16,6 +17,8 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
+import io.netty.channel.ChannelOutboundHandlerAdapter;
+import io.netty.channel.ChannelPromise;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.util.ReferenceCountUtil;
 import java.net.InetSocketAddress;
@@ -106,6 +109,7 @@ public final class NettyMigrationLink implements SourceLink {
           @Override
           protected void initChannel(Channel ch) {
             Frames.install(ch.pipeline());
+            ch.pipeline().addLast("page-sealer", new PageSealer(new PageBatchWriter.Sealer(memory)));
             ch.pipeline().addLast("source", new SourceHandler(holder));
           }
         });
@@ -261,7 +265,7 @@ public final class NettyMigrationLink implements SourceLink {
     if (pacer != null) {
       pacer.spend(bodyBytes + 5L);
     }
-    channel.writeAndFlush(frame).addListener(f -> {
+    channel.writeAndFlush(new PageFrame(frame, b.headerView)).addListener(f -> {
       if (f.isSuccess()) {
         guestBytesFlushed.addAndGet(guestBytes);
         wireBytesFlushed.addAndGet(bodyBytes + 5L);
@@ -321,6 +325,49 @@ public final class NettyMigrationLink implements SourceLink {
       writable.signalAll();
     } finally {
       lock.unlock();
+    }
+  }
+
+  /**
+   * A page batch frame whose header still lacks its checksums. A {@code ByteBufHolder}, so that
+   * the channel counts its bytes against the write watermarks while it waits in the event loop's
+   * queue.
+   */
+  private static final class PageFrame extends DefaultByteBufHolder {
+    final ByteBuffer header;
+
+    PageFrame(ByteBuf frame, ByteBuffer header) {
+      super(frame);
+      this.header = header;
+    }
+  }
+
+  /**
+   * Seals page batches on the event loop, right before they go to the socket: the raw pages are
+   * read for their checksums by the thread whose kernel copy reads them next (see
+   * {@link PageBatchWriter}).
+   */
+  private static final class PageSealer extends ChannelOutboundHandlerAdapter {
+    private final PageBatchWriter.Sealer sealer;
+
+    PageSealer(PageBatchWriter.Sealer sealer) {
+      this.sealer = sealer;
+    }
+
+    @Override
+    public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
+      if (!(msg instanceof PageFrame frame)) {
+        ctx.write(msg, promise);
+        return;
+      }
+      try {
+        sealer.seal(frame.header);
+      } catch (RuntimeException e) {
+        frame.release();
+        promise.setFailure(e);
+        return;
+      }
+      ctx.write(frame.content(), promise);
     }
   }
 

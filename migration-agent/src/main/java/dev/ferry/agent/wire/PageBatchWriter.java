@@ -12,11 +12,15 @@ import net.jpountz.lz4.LZ4JNIFastResetCompressor;
  * merge into one) or a range of the batch's payload buffer (compressed pages). The transport hands
  * guest ranges to the socket directly.
  *
- * <p>The checksum of a raw page is taken from guest memory when it is encoded; the socket copies
- * the page later. A vCPU that writes the page in between makes the copy on the wire differ from
- * its checksum; the receiver then marks the page suspect, and since that write also marked the
- * page dirty, a later round sends it again. With the guest paused (the last round) nothing can
- * change, so a page still suspect at the end is real corruption and fails the migration.
+ * <p>The checksums of raw pages are taken by {@link Sealer#seal}, on the thread that hands the
+ * batch to the socket, just before it does: the page is then in that core's cache when the kernel
+ * copies it, and the thread that picks pages does not read them at all (measured: raw page
+ * checksums were most of the engine thread's work, and each page crossed memory twice). The socket
+ * may still copy a page after its checksum was taken (the batch can wait in the outbound queue).
+ * A vCPU that writes the page in between makes the copy on the wire differ from its checksum; the
+ * receiver then marks the page suspect, and since that write also marked the page dirty, a later
+ * round sends it again. With the guest paused (the last round) nothing can change, so a page still
+ * suspect at the end is real corruption and fails the migration.
  */
 public final class PageBatchWriter {
   private final GuestMemory memory;
@@ -32,6 +36,8 @@ public final class PageBatchWriter {
   private int segments;
   private int payloadBytes;
   private int lastEncodedBytes;
+  private Sealer sealer;
+  private boolean sealed;
 
   /** What {@link #add} did with a page. */
   public enum Outcome { SKIPPED_ZERO, ZERO, RAW, LZ4, RAW_INCOMPRESSIBLE }
@@ -57,6 +63,7 @@ public final class PageBatchWriter {
     count = 0;
     segments = 0;
     payloadBytes = 0;
+    sealed = false;
   }
 
   public boolean isFull() {
@@ -86,7 +93,7 @@ public final class PageBatchWriter {
     if (compress) {
       return addCompressed(page);
     }
-    putEntry(page, Wire.ENCODING_RAW, PageChecksums.crc(crc, memory.pageView(page), 0, page), GuestMemory.PAGE_BYTES);
+    putEntry(page, Wire.ENCODING_RAW, 0, GuestMemory.PAGE_BYTES); // checksum taken by the sealer
     addGuestPage(page);
     return Outcome.RAW;
   }
@@ -95,7 +102,6 @@ public final class PageBatchWriter {
     // Compressed straight from guest memory, like raw pages: a vCPU write in between only makes
     // the page suspect on the target, and the write itself makes the page go again.
     ByteBuffer source = memory.pageView(page);
-    int checksum = PageChecksums.crc(crc, source, 0, page);
     if (payload == null) {
       payload = payloadSupplier.get();
       if (payload.capacity() < Wire.BATCH_PAYLOAD_BYTES_MAX) {
@@ -109,11 +115,11 @@ public final class PageBatchWriter {
     int compressed = compressor.compress(source, 0, GuestMemory.PAGE_BYTES, payload, payloadBytes, Wire.LZ4_BOUND_BYTES);
     lastEncodedBytes = compressed;
     if (compressed > Wire.LZ4_WORTH_BYTES_MAX) {
-      putEntry(page, Wire.ENCODING_RAW, checksum, GuestMemory.PAGE_BYTES);
+      putEntry(page, Wire.ENCODING_RAW, 0, GuestMemory.PAGE_BYTES);
       addGuestPage(page);
       return Outcome.RAW_INCOMPRESSIBLE;
     }
-    putEntry(page, Wire.ENCODING_LZ4, checksum, compressed);
+    putEntry(page, Wire.ENCODING_LZ4, PageChecksums.crc(crc, source, 0, page), compressed);
     addSegment(false, payloadBytes, compressed);
     payloadBytes += compressed;
     return Outcome.LZ4;
@@ -164,16 +170,55 @@ public final class PageBatchWriter {
     return lastEncodedBytes;
   }
 
-  /** Ends the batch: writes the count and the header checksum; the header buffer is then flipped. */
+  /**
+   * Ends the batch: writes the count and flips the header buffer (room left for the header
+   * checksum). The raw pages' checksums and the header checksum are still missing: {@link
+   * #seal()} or a {@link Sealer} adds them.
+   */
   public void finish() {
     header.putShort(4, (short) count);
-    int headerEnd = header.position();
-    crc.reset();
-    crc.update(header.slice(0, headerEnd));
-    header.putInt((int) crc.getValue());
+    header.position(header.position() + Wire.HEADER_CRC_BYTES);
     header.flip();
     if (payload != null) {
       payload.position(0).limit(payloadBytes);
+    }
+  }
+
+  /** Seals the finished batch on this thread (tests and the in-memory link). */
+  public void seal() {
+    if (sealer == null) {
+      sealer = new Sealer(memory);
+    }
+    sealer.seal(header);
+    sealed = true;
+  }
+
+  /**
+   * Completes finished batch headers: the checksum of every raw page, read from guest memory
+   * now, then the header's own checksum. One per sending thread (it keeps a CRC32C).
+   */
+  public static final class Sealer {
+    private final GuestMemory.PageCursor pages;
+    private final CRC32C crc = new CRC32C();
+
+    public Sealer(GuestMemory memory) {
+      this.pages = memory.newCursor();
+    }
+
+    /** {@code header}: a finished batch header, position 0 to limit; only its contents change. */
+    public void seal(ByteBuffer header) {
+      int count = Short.toUnsignedInt(header.getShort(4));
+      int at = Wire.BATCH_FIXED_BYTES;
+      for (int i = 0; i < count; i++, at += Wire.ENTRY_BYTES) {
+        if (header.get(at + 4) == Wire.ENCODING_RAW) {
+          int page = header.getInt(at);
+          header.putInt(at + 5, PageChecksums.crc(crc, pages.page(page), page));
+        }
+      }
+      int crcAt = header.limit() - Wire.HEADER_CRC_BYTES;
+      crc.reset();
+      crc.update(header.slice(0, crcAt));
+      header.putInt(crcAt, (int) crc.getValue());
     }
   }
 
@@ -203,8 +248,11 @@ public final class PageBatchWriter {
     return segmentLength[i];
   }
 
-  /** Copies the finished batch body into {@code out} (tests and the in-memory link). */
+  /** Copies the sealed batch body into {@code out} (tests and the in-memory link). */
   public void copyBodyTo(ByteBuffer out) {
+    if (!sealed) {
+      throw new IllegalStateException("copyBodyTo before seal");
+    }
     out.put(header.duplicate());
     for (int i = 0; i < segments; i++) {
       if (segmentInGuest[i]) {

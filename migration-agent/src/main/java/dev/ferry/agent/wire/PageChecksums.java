@@ -21,6 +21,14 @@ final class PageChecksums {
     return (int) crc.getValue();
   }
 
+  /** The checksum of page {@code page} whose content is {@code content} (position to limit, consumed). */
+  static int crc(CRC32C crc, ByteBuffer content, int page) {
+    crc.reset();
+    crc.update(content);
+    appendPageNumber(crc, page);
+    return (int) crc.getValue();
+  }
+
   /** Ends a checksum whose 4096 content bytes {@code crc} has already seen. */
   static void appendPageNumber(CRC32C crc, int page) {
     crc.update(page >>> 24);

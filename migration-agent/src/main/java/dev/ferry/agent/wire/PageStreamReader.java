@@ -176,16 +176,20 @@ public final class PageStreamReader {
     }
     int need = length[entry] - entryFill;
     int n = Math.min(need, chunk.remaining());
-    ByteBuffer piece = chunk.slice(chunk.position(), n);
+    // The piece is chunk itself with its limit moved in: no buffer allocated per page.
+    int at = chunk.position();
+    int end = chunk.limit();
+    chunk.limit(at + n);
     if (encoding[entry] == Wire.ENCODING_RAW) {
-      pageCrc.update(piece.duplicate());
-      if (memory.writeBytes(page[entry], entryFill, piece)) {
+      pageCrc.update(chunk);
+      chunk.position(at);
+      if (memory.writeBytes(page[entry], entryFill, chunk)) {
         bytesPlaced += n;
       }
     } else {
-      compressed.put(piece);
+      compressed.put(chunk);
     }
-    chunk.position(chunk.position() + n);
+    chunk.limit(end).position(at + n);
     entryFill += n;
     if (entryFill == length[entry]) {
       finishEntry(entry);

@@ -126,6 +126,7 @@ final class InMemoryLink implements SourceLink {
     // Time passes before the bytes are read from guest memory, as with a real socket sending
     // raw pages in place: the guest may rewrite a page after its checksum was taken.
     int bytes = layout.bodyBytes();
+    layout.seal();
     transferCost.accept(bytes);
     bodyBuffer.clear();
     layout.copyBodyTo(bodyBuffer);

@@ -469,6 +469,7 @@ class FramesTest {
         writer.add(p, batches % 2 == 0, batches % 3 != 0);
       }
       writer.finish();
+      writer.seal();
       CompositeByteBuf frame = Unpooled.compositeBuffer(writer.segmentCount() + 1);
       header.writerIndex(1 + headerView.limit());
       frame.addComponent(true, header);

@@ -135,6 +135,7 @@ class PageBatchCodecTest {
             assertEquals(expected, writer.add(p, true, true), content + " page " + p);
           }
           writer.finish();
+          writer.seal();
           body.clear();
           writer.copyBodyTo(body);
           reader.beginBatch(writer.bodyBytes());
@@ -194,6 +195,7 @@ class PageBatchCodecTest {
       fixture.writer.add(100 + i, false, i != 1 && i != 2); // 101, 102 raw without trying lz4
     }
     fixture.writer.finish();
+    fixture.writer.seal();
     // 100..102 raw and consecutive: one guest range; 103, 104 lz4: one payload range; 105 zero:
     // nothing; 106 raw; 107 lz4.
     PageBatchWriter w = fixture.writer;

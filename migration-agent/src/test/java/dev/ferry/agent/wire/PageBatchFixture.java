@@ -108,6 +108,7 @@ final class PageBatchFixture implements AutoCloseable {
   /** Finishes the current batch and returns its contiguous body. */
   byte[] finishBody() {
     writer.finish();
+    writer.seal();
     body.clear();
     writer.copyBodyTo(body);
     assertEquals(writer.bodyBytes(), body.position(), "copyBodyTo writes bodyBytes()");
