@@ -218,19 +218,17 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     if (member == null) {
       return true;
     }
-    if (!member.confirmCommit(migrationId, epoch)) {
-      return false;
-    }
-    committedHere(migrationId, epoch);
-    return true;
+    return member.confirmCommit(migrationId, epoch);
   }
 
   @Override
   public void committedHere(String migrationId, long epoch) {
     GuestSpec spec = incomingSpecs.remove(migrationId);
-    if (spec != null && storage != null) {
+    if (spec != null && storage != null && member != null) { // standalone agents hold no leases
       try {
-        storage.attach(spec, epoch); // the old owner's next write to the VM's files now fails
+        // Taken with the guest already running here (nothing writes its disk before this
+        // returns): the lease's fsyncs stay out of the pause. The old owner's next write now fails.
+        storage.attach(spec, epoch);
       } catch (RuntimeException e) {
         // ZooKeeper's commit is the authority; the lease follows it (the reconciler retries).
         LOG.error("migration {}: committed, but the datastore lease of {} could not be taken: {}", migrationId,

@@ -52,6 +52,7 @@ final class VmStorage implements AutoCloseable {
    */
   void attach(GuestSpec spec, long epoch) {
     String name = spec.getName();
+    long start = System.nanoTime();
     VmDirectory dir = datastore.contains(name) ? datastore.vm(name) : datastore.create(name);
     dir.lease().acquire(hostId, epoch);
     LeasedWriter writer = dir.openWriter(hostId, epoch);
@@ -66,7 +67,8 @@ final class VmStorage implements AutoCloseable {
     if (old != null && old != writer) {
       old.close();
     }
-    LOG.info("VM {}: lease taken by {} at epoch {} ({})", name, hostId, epoch, dir.lease().file());
+    LOG.info("VM {}: lease taken by {} at epoch {} ({}, {} us)", name, hostId, epoch, dir.lease().file(),
+        (System.nanoTime() - start) / 1000);
   }
 
   /** The lease-checked writer of a VM attached here, or null. */

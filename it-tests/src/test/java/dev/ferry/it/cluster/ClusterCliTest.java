@@ -70,6 +70,12 @@ class ClusterCliTest {
     cluster.assertRunsOnlyOn("web-1", "host-2");
     VmRecord vm = cluster.vm("web-1");
     assertEquals(2, vm.getEpoch(), "the commit moved the epoch on");
+    // The target takes the lease with its guest already running, but the migration completes
+    // only once it holds it.
+    dev.ferry.storage.LeaseStatus lease = dev.ferry.storage.Datastore.open(dir.resolve("datastore")).vm("web-1")
+        .lease().read().orElseThrow();
+    assertEquals("host-2", lease.host(), "the new host holds the datastore lease when the migration completes");
+    assertEquals(2, lease.epoch());
 
     TestCluster.Cli listed = cluster.cli("migrations");
     assertTrue(listed.out().contains("web-1") && listed.out().contains("completed"), listed.toString());

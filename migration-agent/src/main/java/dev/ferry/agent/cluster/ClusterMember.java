@@ -80,9 +80,6 @@ public final class ClusterMember implements AutoCloseable {
     /** Renews the datastore leases of the VMs running here. */
     void renewLeases();
 
-    /** A migration to this host is committed at {@code epoch}: take what the VM's new owner holds (its lease). */
-    void committedHere(String migrationId, long epoch);
-
     /** The VM runs here as its owner at {@code epoch}: make sure it holds its lease and services. */
     void ensureOwned(GuestSpec spec, long epoch);
 
@@ -476,8 +473,7 @@ public final class ClusterMember implements AutoCloseable {
         undecided.remove(m.getId());
         LOG.info("migration {}: the commit is recorded; resuming {} here", m.getId(), m.getVm());
         epochSeen.merge(m.getVm(), m.getVmEpoch() + 1, Math::max);
-        local.committedHere(m.getId(), m.getVmEpoch() + 1);
-        waiting.resumeCommitted();
+        waiting.resumeCommitted(m.getVmEpoch() + 1);
       } else if (m.getState() != MigrationState.MIGRATION_RUNNING) {
         undecided.remove(m.getId());
         waiting.discard("the migration ended " + m.getState() + " without a commit");

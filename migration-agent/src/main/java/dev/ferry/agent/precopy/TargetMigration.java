@@ -62,6 +62,15 @@ public final class TargetMigration {
     }
 
     /**
+     * The guest has just resumed here under the committed {@code epoch}: take what ownership
+     * needs beyond the pause (the datastore lease). Called before {@link #incomingCommitted} and
+     * before the source hears that the guest runs here, so the migration completes only once it
+     * is done; the vCPUs already run meanwhile, and nothing writes the VM's disk until then.
+     */
+    default void committedHere(String migrationId, long epoch) {
+    }
+
+    /**
      * The source went away while the guest waited for the commit. Return true to keep it paused
      * while the host finds out how the commit went (it then calls {@link TargetMigration#resumeCommitted}
      * or {@link TargetMigration#discard}); false frees it now.
@@ -94,6 +103,10 @@ public final class TargetMigration {
   private byte[] secret;
   private byte[] nonce;
   private GuestState resumedFrom;
+  private long readyNanos;
+  private long commitNanos;
+  private long confirmedNanos;
+  private long committedEpoch;
 
   public TargetMigration(Host host, ControlSink sink, Clock clock) {
     this.host = host;
@@ -267,12 +280,16 @@ public final class TargetMigration {
     resumedFrom = message.getDeviceState().getState();
     guest.restoreState(resumedFrom);
     state = State.READY;
+    readyNanos = clock.nanoTime();
     sink.send(Control.newBuilder().setReady(ReadyToResume.newBuilder().setPagesApplied(reader.pagesApplied())).build());
   }
 
   private void onCommit(long epoch) {
     requireState(State.READY, "Commit");
-    if (!host.confirmCommit(migrationId, epoch)) {
+    commitNanos = clock.nanoTime();
+    boolean confirmed = host.confirmCommit(migrationId, epoch);
+    confirmedNanos = clock.nanoTime();
+    if (!confirmed) {
       // The cluster does not show the move (yet, or cannot be asked): resuming here could run the
       // guest twice, and discarding it could lose the only copy if the commit did land. A host
       // that can watch the records keeps it paused and decides from them.
@@ -284,20 +301,30 @@ public final class TargetMigration {
       throw new ProtocolException("the source announced a commit at epoch " + epoch
           + " that the cluster does not show");
     }
-    resumeCommitted();
+    resumeCommitted(epoch);
   }
 
   /**
    * Resumes the guest here: the commit is known to stand (from the source's message, or read back
    * by the host after the source went away).
    */
-  public synchronized void resumeCommitted() {
+  public synchronized void resumeCommitted(long epoch) {
     if (state != State.READY) {
       return;
     }
+    committedEpoch = epoch;
+    long digestNanos = clock.nanoTime();
     Guest.PendingDigest memoryDigest = digest ? guest.beginSnapshotDigest() : null;
+    long resumeNanos = clock.nanoTime();
     guest.resume();
     state = State.RUNNING;
+    if (commitNanos != 0) {
+      LOG.info("migration {}: switchover here: Commit arrived {} us after Ready; confirmed in {} us;"
+          + " digest snapshot set up in {} us; resumed {} us after the Commit arrived", migrationId,
+          (commitNanos - readyNanos) / 1000, (confirmedNanos - commitNanos) / 1000, (resumeNanos - digestNanos) / 1000,
+          (clock.nanoTime() - commitNanos) / 1000);
+    }
+    host.committedHere(migrationId, committedEpoch);
     host.incomingCommitted(migrationId, guest, resumedFrom, memoryDigest == null ? null : memoryDigest.result());
     LOG.info("migration {}: {} resumed here ({} pages: {} raw, {} lz4, {} zero; {} of raw data read straight into"
         + " guest memory)", migrationId, guest.name(), reader.pagesApplied(), reader.pagesRaw(), reader.pagesLz4(),
