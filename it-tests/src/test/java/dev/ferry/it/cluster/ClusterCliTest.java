@@ -43,7 +43,9 @@ class ClusterCliTest {
     cluster.startCoordinator("c1");
     cluster.startAgent("host-1", List.of());
     cluster.startAgent("host-2", List.of());
-    cluster.startAgent("host-3", List.of("-Dferry.failpoint=commit-duplicate"));
+    // host-3 replays its commits as a source and, as a target, confirms commits by reading
+    // ZooKeeper instead of through its watch.
+    cluster.startAgent("host-3", List.of("-Dferry.failpoint=commit-duplicate,commit-watch-blind"));
     TestCluster.await("the coordinator lists three hosts up", Duration.ofSeconds(60),
         () -> cluster.cli("hosts", "--json").out().split("\"up\":true", -1).length - 1 == 3);
   }
@@ -100,6 +102,16 @@ class ClusterCliTest {
         "the source read the record back and found its own commit");
     cluster.assertRunsOnlyOn("dup-1", "host-1");
     assertEquals(2, cluster.vm("dup-1").getEpoch(), "one commit, one epoch step");
+    assertTrue(cluster.agents.get("host-1").logText().contains("commit confirmed in ZooKeeper"),
+        "the target confirmed the commit");
+
+    // Back to host-3, which does not use its watch: it confirms by sync and read.
+    TestCluster.Cli back = cluster.cli("migrate", "dup-1", "--to", "host-3", "--verify");
+    assertEquals(0, back.exitCode(), back + cluster.logs());
+    assertTrue(cluster.agents.get("host-3").logText().matches("(?s).*commit confirmed in ZooKeeper \\([0-9]+ us, by read\\).*"),
+        "host-3 read the commit back");
+    cluster.assertRunsOnlyOn("dup-1", "host-3");
+    assertEquals(3, cluster.vm("dup-1").getEpoch());
   }
 
   @Test

@@ -107,6 +107,17 @@ public final class ClusterMember implements AutoCloseable {
   private final Map<String, Long> epochSeen = new ConcurrentHashMap<>();
   private final Map<String, Long> progressWrittenNanos = new ConcurrentHashMap<>();
   private final Map<String, TargetMigration> undecided = new ConcurrentHashMap<>();
+  /** Targets waiting for their commit to reach the migrations cache, by record path. */
+  private final Map<String, java.util.concurrent.CompletableFuture<Void>> commitWaiters = new ConcurrentHashMap<>();
+  /**
+   * How long a target waits for its commit to come through its watch before it asks ZooKeeper
+   * (sync and read: two round trips). ZooKeeper sends the watch event as it applies the multi-op,
+   * so it is normally due within a millisecond of the source's Commit message.
+   */
+  private static final long COMMIT_WATCH_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(25);
+  /** Test failpoint: this host ignores its watch when confirming a commit and always reads. */
+  static final String FAILPOINT_COMMIT_WATCH_BLIND = "commit-watch-blind";
+  private final boolean commitWatchBlind = ZkCutoverAuthority.failpointSet(FAILPOINT_COMMIT_WATCH_BLIND);
   private final Set<String> refusedStale = ConcurrentHashMap.newKeySet();
   /** Outgoing migrations this host ran to an end: a lagging cache must not start them again. */
   private final Set<String> finished = ConcurrentHashMap.newKeySet();
@@ -170,7 +181,15 @@ public final class ClusterMember implements AutoCloseable {
           vmsLoaded = true;
           wake();
         }).build());
-    migrations.listenable().addListener((type, before, after) -> wake());
+    migrations.listenable().addListener((type, before, after) -> {
+      if (after != null) {
+        java.util.concurrent.CompletableFuture<Void> waiter = commitWaiters.get(after.getPath());
+        if (waiter != null) {
+          waiter.complete(null);
+        }
+      }
+      wake();
+    });
     vms.start();
     migrations.start();
     loop.scheduleWithFixedDelay(this::reconcileSafely, 0, RECONCILE_EVERY_MILLIS, TimeUnit.MILLISECONDS);
@@ -610,8 +629,7 @@ public final class ClusterMember implements AutoCloseable {
       // ZooKeeper pushes the committed record to this host's watch (the migrations cache) as it
       // applies the multi-op, usually before the source's Commit message gets here: then there
       // is no round trip to make. Otherwise sync and read.
-      MigrationRecord m = migrations.get(ZkPaths.migration(migrationId))
-          .map(d -> Records.migration(d.getPath(), d.getData())).orElse(null);
+      MigrationRecord m = commitWatchBlind ? null : awaitCachedCommit(migrationId, epoch);
       String seenBy = "watch";
       if (m == null || !isCommitFor(m, epoch)) {
         ZkSync.sync(zk, ZkPaths.migration(migrationId));
@@ -628,6 +646,35 @@ public final class ClusterMember implements AutoCloseable {
     } catch (Exception e) {
       LOG.warn("migration {}: cannot confirm the commit: {}", migrationId, e.toString());
       return false;
+    }
+  }
+
+  /**
+   * The migration record as the cache shows it, waiting up to {@link #COMMIT_WATCH_WAIT_NANOS}
+   * for it to show the commit for {@code epoch}. A record in the cache is one ZooKeeper has
+   * applied, so one that shows the commit proves it; one that does not proves nothing (the caller
+   * then reads).
+   */
+  private MigrationRecord awaitCachedCommit(String migrationId, long epoch) throws InterruptedException {
+    String path = ZkPaths.migration(migrationId);
+    long deadline = System.nanoTime() + COMMIT_WATCH_WAIT_NANOS;
+    try {
+      while (true) {
+        java.util.concurrent.CompletableFuture<Void> changed = new java.util.concurrent.CompletableFuture<>();
+        commitWaiters.put(path, changed); // before looking, so no event slips between the look and the wait
+        MigrationRecord m = migrations.get(path).map(d -> Records.migration(d.getPath(), d.getData())).orElse(null);
+        long left = deadline - System.nanoTime();
+        if ((m != null && isCommitFor(m, epoch)) || left <= 0) {
+          return m;
+        }
+        try {
+          changed.get(left, TimeUnit.NANOSECONDS);
+        } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException e) {
+          return m;
+        }
+      }
+    } finally {
+      commitWaiters.remove(path);
     }
   }
 

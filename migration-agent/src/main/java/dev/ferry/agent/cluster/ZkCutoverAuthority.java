@@ -44,11 +44,24 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
     this(zk, sourceHost, 0);
   }
 
+  /**
+   * True if the test failpoint {@code name} is in the comma-separated {@code ferry.failpoint}
+   * property (integration tests set it on one agent's JVM; nothing else does).
+   */
+  static boolean failpointSet(String name) {
+    for (String point : System.getProperty("ferry.failpoint", "").split(",")) {
+      if (point.trim().equals(name)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** @param expectedCostMillis what the commit and the target's read-back are expected to take */
   public ZkCutoverAuthority(CuratorFramework zk, String sourceHost, long expectedCostMillis) {
     this.zk = zk;
     this.sourceHost = sourceHost;
-    this.failpoint = System.getProperty("ferry.failpoint", "");
+    this.failpoint = failpointSet(FAILPOINT_DUPLICATE_COMMIT) ? FAILPOINT_DUPLICATE_COMMIT : "";
     this.expectedCostMillis = expectedCostMillis;
   }
 
