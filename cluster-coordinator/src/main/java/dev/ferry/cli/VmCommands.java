@@ -115,7 +115,7 @@ final class VmCommands implements Runnable {
   }
 
   @Command(name = "stop", mixinStandardHelpOptions = true,
-      description = "Stop a VM (its memory is discarded; the built-in guest has no disk yet).",
+      description = "Stop a VM: its memory and vCPU state are discarded; its files on the datastore (config, disk) stay.",
       exitCodeListHeading = "%nExit codes:%n", exitCodeList = {"0:Stopped.", "1:It did not stop in time.",
           "2:Invalid command line.", "3:No coordinator could be reached.", "4:Refused (it is migrating...).",
           "6:Wrong API token."})

@@ -5,6 +5,7 @@ import dev.ferry.agent.cluster.Records;
 import dev.ferry.agent.cluster.ZkClients;
 import dev.ferry.agent.cluster.ZkPaths;
 import dev.ferry.agent.cluster.ZkSettings;
+import dev.ferry.agent.cluster.ZkUpdate;
 import dev.ferry.agent.precopy.MigrationSecrets;
 import dev.ferry.agent.precopy.MigrationSettings;
 import dev.ferry.proto.CoordinatorEpoch;
@@ -41,7 +42,6 @@ import org.slf4j.LoggerFactory;
 public final class Coordinator implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(Coordinator.class);
   private static final long RECONCILE_EVERY_MILLIS = 500;
-  private static final int WRITE_ATTEMPTS_MAX = 8;
 
   private final String id;
   private final ZkSettings zkSettings;
@@ -420,7 +420,7 @@ public final class Coordinator implements AutoCloseable {
     } catch (dev.ferry.agent.config.InvalidConfigException e) {
       throw new Refused(400, e.getMessage());
     }
-    for (int attempt = 0; attempt < WRITE_ATTEMPTS_MAX; attempt++) {
+    for (int attempt = 0; attempt < ZkUpdate.ATTEMPTS_MAX; attempt++) {
       java.util.Optional<String> refusal = Planner.refuseMigration(view(), request.getVm(), request.getTargetHost());
       if (refusal.isPresent()) {
         throw new Refused(409, refusal.get());
@@ -540,26 +540,12 @@ public final class Coordinator implements AutoCloseable {
 
   /** True if it wrote (false: nothing to change, or the node is gone). */
   private boolean update(String path, UnaryOperator<byte[]> change) throws Exception {
-    for (int attempt = 0; attempt < WRITE_ATTEMPTS_MAX; attempt++) {
-      Stat stat = new Stat();
-      byte[] before;
-      try {
-        before = zk.getData().storingStatIn(stat).forPath(path);
-      } catch (KeeperException.NoNodeException e) {
-        return false;
-      }
-      byte[] after = change.apply(before);
-      if (java.util.Arrays.equals(before, after)) {
-        return false;
-      }
-      try {
-        leadership.write(List.of(zk.transactionOp().setData().withVersion(stat.getVersion()).forPath(path, after)));
-        return true;
-      } catch (KeeperException.BadVersionException e) {
-        // written meanwhile: read again
-      }
+    ZkUpdate.Outcome outcome = ZkUpdate.apply(zk, path, change, (p, version, data) ->
+        leadership.write(List.of(zk.transactionOp().setData().withVersion(version).forPath(p, data))));
+    if (outcome == ZkUpdate.Outcome.KEPT_CHANGING) {
+      throw new Refused(409, path + " keeps changing; try again");
     }
-    throw new Refused(409, path + " keeps changing; try again");
+    return outcome == ZkUpdate.Outcome.WRITTEN;
   }
 
   @Override

@@ -117,14 +117,6 @@ final class FerryProcess implements AutoCloseable {
     } catch (IOException | InterruptedException ignored) {
       // it may be gone already
     }
-    process.destroy();
-    try {
-      if (!process.waitFor(30, TimeUnit.SECONDS)) {
-        process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
-      }
-    } catch (InterruptedException e) {
-      process.destroyForcibly();
-      Thread.currentThread().interrupt();
-    }
+    AgentProcess.stop(process);
   }
 }

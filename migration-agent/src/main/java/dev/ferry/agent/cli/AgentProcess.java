@@ -121,6 +121,11 @@ public final class AgentProcess implements AutoCloseable {
   /** SIGTERM, then waits for the exit code (killing after 30 s). */
   @Override
   public void close() {
+    stop(process);
+  }
+
+  /** SIGTERM to a child JVM, then waits for it to exit; SIGKILL if it has not after 30 s. */
+  public static void stop(Process process) {
     process.destroy();
     try {
       if (!process.waitFor(30, TimeUnit.SECONDS)) {

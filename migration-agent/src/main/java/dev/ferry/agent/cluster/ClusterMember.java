@@ -54,7 +54,6 @@ public final class ClusterMember implements AutoCloseable {
   private static final long RECONCILE_EVERY_MILLIS = 500;
   private static final long HEARTBEAT_EVERY_MILLIS = 2_000;
   private static final long PROGRESS_EVERY_NANOS = 1_000_000_000L;
-  private static final int WRITE_ATTEMPTS_MAX = 8;
   private static final int ROUND_TRIP_SAMPLES = 15;
   private final java.util.ArrayDeque<Long> roundTripsNanos = new java.util.ArrayDeque<>();
 
@@ -709,26 +708,14 @@ public final class ClusterMember implements AutoCloseable {
    * not be reached or the record kept changing.
    */
   private boolean update(String path, UnaryOperator<byte[]> change) {
-    for (int attempt = 0; attempt < WRITE_ATTEMPTS_MAX; attempt++) {
-      try {
-        Stat stat = new Stat();
-        byte[] before = zk.getData().storingStatIn(stat).forPath(path);
-        byte[] after = change.apply(before);
-        if (java.util.Arrays.equals(before, after)) {
-          return true;
-        }
-        zk.setData().withVersion(stat.getVersion()).forPath(path, after);
+    try {
+      if (ZkUpdate.apply(zk, path, change, ZkUpdate.setData(zk)) != ZkUpdate.Outcome.KEPT_CHANGING) {
         return true;
-      } catch (KeeperException.BadVersionException e) {
-        // someone wrote in between: read again
-      } catch (KeeperException.NoNodeException e) {
-        return true;
-      } catch (Exception e) {
-        LOG.warn("host {}: cannot update {}: {}", local.hostId(), path, e.toString());
-        return false;
       }
+      LOG.warn("host {}: gave up updating {}: it kept changing", local.hostId(), path);
+    } catch (Exception e) {
+      LOG.warn("host {}: cannot update {}: {}", local.hostId(), path, e.toString());
     }
-    LOG.warn("host {}: gave up updating {}: it kept changing", local.hostId(), path);
     return false;
   }
 
