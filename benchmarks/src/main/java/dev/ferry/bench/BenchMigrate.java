@@ -2,9 +2,9 @@ package dev.ferry.bench;
 
 import dev.ferry.agent.cli.AgentProcess;
 import dev.ferry.agent.cli.GuestCommand;
-import dev.ferry.agent.cli.Json;
-import dev.ferry.agent.config.InvalidConfigException;
-import dev.ferry.agent.config.Sizes;
+import dev.ferry.common.Json;
+import dev.ferry.common.InvalidConfigException;
+import dev.ferry.common.Sizes;
 import dev.ferry.agent.transport.AgentClient;
 import dev.ferry.agent.transport.NettyTransport;
 import dev.ferry.proto.GuestSpec;
@@ -91,8 +91,8 @@ public final class BenchMigrate implements Callable<Integer> {
     GuestSpec template;
     MigrationPolicy policy;
     try {
-      template = GuestCommand.spec("bench", memory, vcpus, dirtyRate, workingSet, 20, 80, content, 42);
-      compression.forEach(GuestCommand::compressionMode);
+      template = dev.ferry.common.Specs.guest("bench", memory, vcpus, dirtyRate, workingSet, 20, 80, content, 42);
+      compression.forEach(dev.ferry.common.Specs::compressionMode);
       MigrationPolicy.Builder b = MigrationPolicy.newBuilder().setMaxDowntimeMs(maxDowntime).setDigest(true);
       if (bandwidth != null) {
         b.setBandwidthBytesPerS(Sizes.parseRate("--bandwidth", bandwidth));
@@ -121,7 +121,7 @@ public final class BenchMigrate implements Callable<Integer> {
       List<Json> results = new ArrayList<>();
       for (int run = -warmup; run < runs * compression.size(); run++) {
         String mode = compression.get(Math.floorMod(run, compression.size()));
-        MigrationPolicy runPolicy = policy.toBuilder().setCompression(GuestCommand.compressionMode(mode)).build();
+        MigrationPolicy runPolicy = policy.toBuilder().setCompression(dev.ferry.common.Specs.compressionMode(mode)).build();
         Json result = runOnce(run, mode, template, runPolicy, source, target, b, baseline, netty);
         if (run < 0) {
           continue;

@@ -62,7 +62,7 @@ class TwoAgentProcessesTest {
 
   @Test
   void aBusyGuestMovesBetweenProcessesExactly() throws Exception {
-    clientA.create(GuestCommand.spec("web-1", "256MiB", 2, "32MiB/s", "64MiB", 20, 80, "mixed", 11));
+    clientA.create(dev.ferry.common.Specs.guest("web-1", "256MiB", 2, "32MiB/s", "64MiB", 20, 80, "mixed", 11));
     awaitSteps(clientA, "web-1", 1000);
 
     MigrationReport report = clientA.migrate("web-1", b.address(), MigrationPolicy.newBuilder().setDigest(true).build(),
@@ -81,7 +81,7 @@ class TwoAgentProcessesTest {
 
   @Test
   void killingTheTargetMidMigrationLeavesTheGuestRunningOnTheSource() throws Exception {
-    clientA.create(GuestCommand.spec("db-1", "512MiB", 1, "8MiB/s", "64MiB", 20, 80, "random", 3));
+    clientA.create(dev.ferry.common.Specs.guest("db-1", "512MiB", 1, "8MiB/s", "64MiB", 20, 80, "random", 3));
     AtomicLong sent = new AtomicLong();
     CompletableFuture<MigrationReport> migration = CompletableFuture.supplyAsync(() -> {
       try {
@@ -109,7 +109,7 @@ class TwoAgentProcessesTest {
 
   @Test
   void sigtermStopsAnAgentCleanly() throws Exception {
-    clientA.create(GuestCommand.spec("short-lived", "64MiB", 1, "4MiB/s", null, 20, 80, "mixed", 1));
+    clientA.create(dev.ferry.common.Specs.guest("short-lived", "64MiB", 1, "4MiB/s", null, 20, 80, "mixed", 1));
     a.close();
     assertFalse(a.isAlive());
     assertEquals(0, a.exitCode(), "ferry agent exits 0 on SIGTERM");

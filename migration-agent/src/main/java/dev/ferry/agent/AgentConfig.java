@@ -1,6 +1,6 @@
 package dev.ferry.agent;
 
-import dev.ferry.agent.config.InvalidConfigException;
+import dev.ferry.common.InvalidConfigException;
 import dev.ferry.agent.transport.NettyTransport;
 import java.lang.management.ManagementFactory;
 import java.net.InetSocketAddress;

@@ -2,11 +2,11 @@ package dev.ferry.agent;
 
 import com.google.protobuf.ByteString;
 import com.google.protobuf.InvalidProtocolBufferException;
-import dev.ferry.agent.clock.Clock;
-import dev.ferry.agent.guest.Guest;
-import dev.ferry.agent.guest.GuestMemory;
-import dev.ferry.agent.guest.MemoryDigest;
-import dev.ferry.agent.guest.MemoryPool;
+import dev.ferry.engine.clock.Clock;
+import dev.ferry.engine.guest.Guest;
+import dev.ferry.engine.guest.GuestMemory;
+import dev.ferry.engine.guest.MemoryDigest;
+import dev.ferry.engine.guest.MemoryPool;
 import dev.ferry.proto.CheckpointState;
 import dev.ferry.proto.GuestSpec;
 import dev.ferry.storage.CheckpointHeader;

@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ferry.agent.cli.GuestCommand;
-import dev.ferry.agent.clock.Clock;
-import dev.ferry.agent.config.InvalidConfigException;
+import dev.ferry.engine.clock.Clock;
+import dev.ferry.common.InvalidConfigException;
 import dev.ferry.agent.transport.AgentClient;
 import dev.ferry.agent.transport.NettyTransport;
 import dev.ferry.proto.GuestSpec;
@@ -60,7 +60,7 @@ class AgentTest {
   }
 
   private static GuestSpec spec(String name, String memory, String dirtyRate) {
-    return GuestCommand.spec(name, memory, 1, dirtyRate, null, 20, 80, "mixed", 5);
+    return dev.ferry.common.Specs.guest(name, memory, 1, dirtyRate, null, 20, 80, "mixed", 5);
   }
 
   @Test

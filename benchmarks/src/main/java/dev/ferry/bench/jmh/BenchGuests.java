@@ -1,9 +1,9 @@
 package dev.ferry.bench.jmh;
 
-import dev.ferry.agent.clock.Clock;
-import dev.ferry.agent.guest.Guest;
-import dev.ferry.agent.guest.GuestMemory;
-import dev.ferry.agent.guest.Workload;
+import dev.ferry.engine.clock.Clock;
+import dev.ferry.engine.guest.Guest;
+import dev.ferry.engine.guest.GuestMemory;
+import dev.ferry.engine.guest.Workload;
 import dev.ferry.proto.GuestSpec;
 import dev.ferry.proto.WorkloadSpec;
 

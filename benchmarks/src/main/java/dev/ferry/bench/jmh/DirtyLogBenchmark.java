@@ -1,8 +1,8 @@
 package dev.ferry.bench.jmh;
 
-import dev.ferry.agent.guest.DirtyLog;
-import dev.ferry.agent.guest.PageBitmap;
-import dev.ferry.agent.guest.Xoshiro256;
+import dev.ferry.engine.guest.DirtyLog;
+import dev.ferry.engine.guest.PageBitmap;
+import dev.ferry.engine.guest.Xoshiro256;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Level;

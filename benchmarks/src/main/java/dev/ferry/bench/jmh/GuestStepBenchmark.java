@@ -1,6 +1,6 @@
 package dev.ferry.bench.jmh;
 
-import dev.ferry.agent.guest.Guest;
+import dev.ferry.engine.guest.Guest;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Param;

@@ -1,10 +1,10 @@
 package dev.ferry.bench.jmh;
 
-import dev.ferry.agent.guest.Guest;
-import dev.ferry.agent.guest.GuestMemory;
-import dev.ferry.agent.wire.PageBatchWriter;
-import dev.ferry.agent.wire.PageStreamReader;
-import dev.ferry.agent.wire.Wire;
+import dev.ferry.engine.guest.Guest;
+import dev.ferry.engine.guest.GuestMemory;
+import dev.ferry.engine.wire.PageBatchWriter;
+import dev.ferry.engine.wire.PageStreamReader;
+import dev.ferry.engine.wire.Wire;
 import java.nio.ByteBuffer;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;

@@ -3,7 +3,7 @@ package dev.ferry.cluster.api;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
 import com.google.protobuf.util.JsonFormat;
-import dev.ferry.agent.config.Addresses;
+import dev.ferry.common.Addresses;
 import dev.ferry.cluster.coordinator.Coordinator;
 import dev.ferry.proto.ApiError;
 import dev.ferry.proto.CreateVmRequest;
@@ -60,6 +60,7 @@ import org.slf4j.LoggerFactory;
  *   POST   /v1/vms/NAME/suspend           VmRecord
  *   POST   /v1/vms/NAME/resume            ResumeVmRequest -> VmRecord
  *   DELETE /v1/vms/NAME
+ *   GET    /v1/vms/NAME/guest             GuestStatus (asked of the host that runs it: vCPU state and digest at resume)
  *   GET    /v1/migrations                 MigrationList
  *   GET    /v1/migrations/ID              MigrationRecord
  *   POST   /v1/migrations                 StartMigrationRequest -> MigrationRecord
@@ -194,6 +195,9 @@ public final class ApiServer implements AutoCloseable {
       if (path.size() == 3 && method.equals(HttpMethod.GET)) {
         return ok(coordinator.vm(name));
       }
+      if (path.size() == 4 && path.get(3).equals("guest") && method.equals(HttpMethod.GET)) {
+        return ok(guestStatus(name));
+      }
       if (path.size() == 3 && method.equals(HttpMethod.DELETE)) {
         coordinator.deleteVm(name);
         return new Answer(HttpResponseStatus.NO_CONTENT, null);
@@ -246,6 +250,33 @@ public final class ApiServer implements AutoCloseable {
       }
     }
     return error(HttpResponseStatus.NOT_FOUND, "no such endpoint: " + method + " /" + String.join("/", path));
+  }
+
+  /** The guest as the host that runs it reports it (read-only; the agent answers listing and status only). */
+  private dev.ferry.proto.GuestStatus guestStatus(String name) throws Exception {
+    String owner = coordinator.vm(name).getOwnerHost();
+    String address = coordinator.hosts().getHostsList().stream().filter(h -> h.getUp())
+        .map(dev.ferry.proto.HostView::getRecord).filter(h -> h.getHostId().equals(owner))
+        .map(dev.ferry.proto.HostRecord::getAddress).findFirst().orElse("");
+    if (address.isEmpty()) {
+      throw new Coordinator.Refused(409, "VM " + name + ": its host " + (owner.isEmpty() ? "(none)" : owner) + " is not up");
+    }
+    try {
+      return new dev.ferry.agent.transport.AgentClient(agentLinks(), dev.ferry.common.Addresses.parse("host address",
+          address)).status(name);
+    } catch (java.io.IOException e) {
+      throw new Coordinator.Refused(409, "VM " + name + ": host " + owner + " did not answer: " + e.getMessage());
+    }
+  }
+
+  private dev.ferry.agent.transport.NettyTransport agentLinks;
+
+  private synchronized dev.ferry.agent.transport.NettyTransport agentLinks() {
+    if (agentLinks == null) {
+      agentLinks = dev.ferry.agent.transport.NettyTransport.create(dev.ferry.agent.transport.NettyTransport.Kind.NIO, 1,
+          "api-agent-links");
+    }
+    return agentLinks;
   }
 
   /** A request the client got wrong; the message names the field. */
@@ -309,6 +340,11 @@ public final class ApiServer implements AutoCloseable {
       channel.close().syncUninterruptibly();
     }
     group.shutdownGracefully(0, 2, java.util.concurrent.TimeUnit.SECONDS).syncUninterruptibly();
+    synchronized (this) {
+      if (agentLinks != null) {
+        agentLinks.close();
+      }
+    }
     workers.shutdownGracefully(0, 2, java.util.concurrent.TimeUnit.SECONDS).syncUninterruptibly();
   }
 }

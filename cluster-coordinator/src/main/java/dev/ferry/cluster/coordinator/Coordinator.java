@@ -1,13 +1,13 @@
 package dev.ferry.cluster.coordinator;
 
-import dev.ferry.agent.cluster.RecordException;
-import dev.ferry.agent.cluster.Records;
+import dev.ferry.cluster.model.RecordException;
+import dev.ferry.cluster.model.Records;
 import dev.ferry.agent.cluster.ZkClients;
-import dev.ferry.agent.cluster.ZkPaths;
+import dev.ferry.cluster.model.ZkPaths;
 import dev.ferry.agent.cluster.ZkSettings;
 import dev.ferry.agent.cluster.ZkUpdate;
-import dev.ferry.agent.precopy.MigrationSecrets;
-import dev.ferry.agent.precopy.MigrationSettings;
+import dev.ferry.engine.precopy.MigrationSecrets;
+import dev.ferry.engine.precopy.MigrationSettings;
 import dev.ferry.proto.CoordinatorEpoch;
 import dev.ferry.proto.HostInventory;
 import dev.ferry.proto.HostRecord;
@@ -275,8 +275,8 @@ public final class Coordinator implements AutoCloseable {
   public VmRecord createVm(dev.ferry.proto.CreateVmRequest request) throws Exception {
     requireLeader();
     try {
-      dev.ferry.agent.guest.Guest.validate(request.getSpec());
-    } catch (dev.ferry.agent.config.InvalidConfigException e) {
+      dev.ferry.engine.guest.Guest.validate(request.getSpec());
+    } catch (dev.ferry.common.InvalidConfigException e) {
       throw new Refused(400, e.getMessage());
     }
     Planner.Result placed = Planner.placeVm(view(), request.getSpec(), request.getHost());
@@ -371,8 +371,8 @@ public final class Coordinator implements AutoCloseable {
     }
     long free = view.memoryFreeBytes(target);
     if (free < vm.getSpec().getMemoryBytes()) {
-      throw new Refused(409, target + " has " + dev.ferry.agent.config.Sizes.formatBytes(free) + " free, " + name
-          + " needs " + dev.ferry.agent.config.Sizes.formatBytes(vm.getSpec().getMemoryBytes()));
+      throw new Refused(409, target + " has " + dev.ferry.common.Sizes.formatBytes(free) + " free, " + name
+          + " needs " + dev.ferry.common.Sizes.formatBytes(vm.getSpec().getMemoryBytes()));
     }
     updateVm(name, v -> v.getPower() == dev.ferry.proto.PowerState.POWER_SUSPENDED && v.getEpoch() == vm.getEpoch()
         ? v.toBuilder().setOwnerHost(target).setEpoch(v.getEpoch() + 1).setNote("")
@@ -417,7 +417,7 @@ public final class Coordinator implements AutoCloseable {
     requireLeader();
     try {
       MigrationSettings.from(request.getPolicy());
-    } catch (dev.ferry.agent.config.InvalidConfigException e) {
+    } catch (dev.ferry.common.InvalidConfigException e) {
       throw new Refused(400, e.getMessage());
     }
     for (int attempt = 0; attempt < ZkUpdate.ATTEMPTS_MAX; attempt++) {

@@ -1,7 +1,7 @@
 package dev.ferry.cluster.coordinator;
 
-import dev.ferry.agent.cluster.Records;
-import dev.ferry.agent.cluster.ZkPaths;
+import dev.ferry.cluster.model.Records;
+import dev.ferry.cluster.model.ZkPaths;
 import dev.ferry.proto.CoordinatorEpoch;
 import java.util.List;
 import org.apache.curator.framework.CuratorFramework;

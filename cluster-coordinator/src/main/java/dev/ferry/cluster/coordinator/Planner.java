@@ -1,6 +1,6 @@
 package dev.ferry.cluster.coordinator;
 
-import dev.ferry.agent.config.Sizes;
+import dev.ferry.common.Sizes;
 import dev.ferry.proto.GuestSpec;
 import dev.ferry.proto.HostInventory;
 import dev.ferry.proto.HostRecord;

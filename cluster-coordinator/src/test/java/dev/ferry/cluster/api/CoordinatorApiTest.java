@@ -7,9 +7,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.util.JsonFormat;
 import dev.ferry.agent.cluster.EmbeddedZooKeeper;
-import dev.ferry.agent.cluster.Records;
+import dev.ferry.cluster.model.Records;
 import dev.ferry.agent.cluster.ZkClients;
-import dev.ferry.agent.cluster.ZkPaths;
+import dev.ferry.cluster.model.ZkPaths;
 import dev.ferry.agent.cluster.ZkSettings;
 import dev.ferry.cluster.coordinator.Coordinator;
 import dev.ferry.cluster.coordinator.Planner;
@@ -143,7 +143,7 @@ class CoordinatorApiTest {
   /** A valid request to create web-1, as the CLI sends it. */
   private static String createWeb1() throws Exception {
     return JsonFormat.printer().preservingProtoFieldNames().print(dev.ferry.proto.CreateVmRequest.newBuilder()
-        .setSpec(dev.ferry.agent.cli.GuestCommand.spec("web-1", "64MiB", 1, "0", null, 20, 80, "mixed", 1)).build());
+        .setSpec(dev.ferry.common.Specs.guest("web-1", "64MiB", 1, "0", null, 20, 80, "mixed", 1)).build());
   }
 
   private HttpResponse<String> send(ApiServer api, String method, String path, String body, String token)

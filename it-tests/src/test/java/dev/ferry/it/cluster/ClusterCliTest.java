@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
-import dev.ferry.agent.cluster.Records;
-import dev.ferry.agent.cluster.ZkPaths;
+import dev.ferry.cluster.model.Records;
+import dev.ferry.cluster.model.ZkPaths;
 import dev.ferry.proto.MigrationPolicy;
 import dev.ferry.proto.MigrationRecord;
 import dev.ferry.proto.MigrationState;

@@ -1,7 +1,7 @@
 package dev.ferry.it.cluster;
 
 import dev.ferry.agent.cli.AgentProcess;
-import dev.ferry.cli.Ferry;
+import dev.ferry.daemons.Daemons;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -37,7 +37,7 @@ final class FerryProcess implements AutoCloseable {
   static FerryProcess start(String name, Path dir, List<String> jvmArgs, List<String> args) throws IOException {
     List<String> jvm = new ArrayList<>(List.of("-Dferry.log.level=INFO"));
     jvm.addAll(jvmArgs);
-    List<String> command = new ArrayList<>(AgentProcess.childJvm("256m", jvm, Ferry.class));
+    List<String> command = new ArrayList<>(AgentProcess.childJvm("256m", jvm, Daemons.class));
     command.addAll(args);
     Path log = dir.resolve(name + ".log");
     Path out = dir.resolve(name + ".out");

@@ -3,11 +3,11 @@ package dev.ferry.it.cluster;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import dev.ferry.agent.cluster.Records;
+import dev.ferry.cluster.model.Records;
 import dev.ferry.agent.cluster.ZkClients;
-import dev.ferry.agent.cluster.ZkPaths;
+import dev.ferry.cluster.model.ZkPaths;
 import dev.ferry.agent.cluster.ZkSettings;
-import dev.ferry.agent.config.Addresses;
+import dev.ferry.common.Addresses;
 import dev.ferry.agent.transport.AgentClient;
 import dev.ferry.agent.transport.NettyTransport;
 import dev.ferry.cli.Ferry;
@@ -172,7 +172,8 @@ final class TestCluster implements AutoCloseable {
     all.addAll(insertAt, connection);
     StringWriter out = new StringWriter();
     StringWriter err = new StringWriter();
-    CommandLine cli = Ferry.commandLine();
+    // As scripts/ferry does: host tools run from the daemons' program, the rest from the operator CLI.
+    CommandLine cli = all.get(0).equals("datastore") ? dev.ferry.daemons.Daemons.commandLine() : Ferry.commandLine();
     cli.setOut(new PrintWriter(out, true));
     cli.setErr(new PrintWriter(err, true));
     int code = cli.execute(all.toArray(String[]::new));

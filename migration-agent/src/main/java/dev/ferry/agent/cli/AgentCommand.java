@@ -1,11 +1,13 @@
 package dev.ferry.agent.cli;
 
+import dev.ferry.common.ExitCodes;
+
 import dev.ferry.agent.Agent;
 import dev.ferry.agent.AgentConfig;
-import dev.ferry.agent.clock.Clock;
-import dev.ferry.agent.config.Addresses;
-import dev.ferry.agent.config.InvalidConfigException;
-import dev.ferry.agent.config.Sizes;
+import dev.ferry.engine.clock.Clock;
+import dev.ferry.common.Addresses;
+import dev.ferry.common.InvalidConfigException;
+import dev.ferry.common.Sizes;
 import dev.ferry.agent.transport.NettyTransport;
 import java.nio.file.Path;
 import java.util.Set;

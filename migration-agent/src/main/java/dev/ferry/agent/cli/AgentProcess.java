@@ -1,6 +1,6 @@
 package dev.ferry.agent.cli;
 
-import dev.ferry.agent.config.Addresses;
+import dev.ferry.common.Addresses;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;

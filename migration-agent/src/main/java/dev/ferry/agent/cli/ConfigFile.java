@@ -1,6 +1,6 @@
 package dev.ferry.agent.cli;
 
-import dev.ferry.agent.config.InvalidConfigException;
+import dev.ferry.common.InvalidConfigException;
 import java.io.IOException;
 import java.io.Reader;
 import java.nio.file.Files;

@@ -1,10 +1,17 @@
 package dev.ferry.agent.cli;
 
-import dev.ferry.agent.config.Addresses;
-import dev.ferry.agent.config.InvalidConfigException;
-import dev.ferry.agent.config.Sizes;
-import dev.ferry.agent.guest.MemoryDigest;
-import dev.ferry.agent.guest.Workload;
+import dev.ferry.common.PolicyOptions;
+import dev.ferry.common.GuestOptions;
+
+import dev.ferry.common.ExitCodes;
+import dev.ferry.common.MigrationOutput;
+import dev.ferry.common.Json;
+
+import dev.ferry.common.Addresses;
+import dev.ferry.common.InvalidConfigException;
+import dev.ferry.common.Sizes;
+import dev.ferry.engine.guest.MemoryDigest;
+import dev.ferry.engine.guest.Workload;
 import dev.ferry.agent.transport.AgentClient;
 import dev.ferry.agent.transport.NettyTransport;
 import dev.ferry.proto.CompressionMode;
@@ -101,18 +108,6 @@ public final class GuestCommand {
           Sizes.formatBytes(guestSpec.getMemoryBytes()), guestSpec.getVcpus(), Sizes.formatRate(guestSpec.getWorkload().getDirtyRateBytesPerS()));
       return ExitCodes.OK;
     }
-  }
-
-  /** Builds a guest spec from CLI-style values (also used by the benchmark). */
-  public static GuestSpec spec(String name, String memory, int vcpus, String dirtyRate, String workingSet,
-      int hotSet, int hotAccess, String content, long seed) {
-    return GuestSpec.newBuilder().setName(name).setMemoryBytes(Sizes.parseBytes("--memory", memory)).setVcpus(vcpus)
-        .setWorkload(WorkloadSpec.newBuilder()
-            .setDirtyRateBytesPerS(Sizes.parseRate("--dirty-rate", dirtyRate))
-            .setWorkingSetBytes(workingSet == null ? 0 : Sizes.parseBytes("--working-set", workingSet))
-            .setHotSetPercent(hotSet).setHotAccessPercent(hotAccess)
-            .setContent(Workload.namedMix(content)).setSeed(seed))
-        .build();
   }
 
   @Command(name = "list", mixinStandardHelpOptions = true, description = "List the agent's guests.")
@@ -254,18 +249,9 @@ public final class GuestCommand {
     }
   }
 
-  public static CompressionMode compressionMode(String text) {
-    return switch (text.trim().toLowerCase(Locale.ROOT)) {
-      case "off" -> CompressionMode.COMPRESSION_OFF;
-      case "on" -> CompressionMode.COMPRESSION_ON;
-      case "auto" -> CompressionMode.COMPRESSION_AUTO;
-      default -> throw new InvalidConfigException("--compression", "'" + text + "' is not one of off, on, auto");
-    };
-  }
-
   static Json reportJson(MigrationReport r) {
     return new Json().put("migration_id", r.getMigrationId())
-        .put("phase", dev.ferry.agent.precopy.MigrationPhase.fromProto(r.getPhase()).label())
+        .put("phase", dev.ferry.engine.precopy.MigrationPhase.fromProto(r.getPhase()).label())
         .put("reason", r.getReason()).put("total_ms", r.getTotalNs() / 1e6).put("downtime_ms", r.getDowntimeNs() / 1e6)
         .put("rounds", r.getRounds()).put("guest_bytes_sent", r.getGuestBytesSent())
         .put("wire_bytes_sent", r.getWireBytesSent()).put("pages_zero", r.getPagesZero())

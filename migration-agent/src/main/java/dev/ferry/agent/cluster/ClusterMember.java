@@ -1,9 +1,14 @@
 package dev.ferry.agent.cluster;
 
-import dev.ferry.agent.config.Addresses;
-import dev.ferry.agent.precopy.CutoverAuthority;
-import dev.ferry.agent.precopy.SourceMigration;
-import dev.ferry.agent.precopy.TargetMigration;
+import dev.ferry.cluster.model.ZkPaths;
+import dev.ferry.cluster.model.RecordException;
+import dev.ferry.cluster.model.Records;
+import dev.ferry.cluster.model.MigrationStates;
+
+import dev.ferry.common.Addresses;
+import dev.ferry.engine.precopy.CutoverAuthority;
+import dev.ferry.engine.precopy.SourceMigration;
+import dev.ferry.engine.precopy.TargetMigration;
 import dev.ferry.proto.GuestSpec;
 import dev.ferry.proto.HostRecord;
 import dev.ferry.proto.HostState;

@@ -1,6 +1,9 @@
 package dev.ferry.agent.cluster;
 
-import dev.ferry.agent.precopy.CutoverAuthority;
+import dev.ferry.cluster.model.ZkPaths;
+import dev.ferry.cluster.model.Records;
+
+import dev.ferry.engine.precopy.CutoverAuthority;
 import dev.ferry.proto.MigrationPhase;
 import dev.ferry.proto.MigrationRecord;
 import dev.ferry.proto.MigrationState;

@@ -1,6 +1,6 @@
 package dev.ferry.agent.cluster;
 
-import dev.ferry.agent.config.InvalidConfigException;
+import dev.ferry.common.InvalidConfigException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

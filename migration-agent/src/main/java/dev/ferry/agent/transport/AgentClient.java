@@ -1,6 +1,6 @@
 package dev.ferry.agent.transport;
 
-import dev.ferry.agent.config.Addresses;
+import dev.ferry.common.Addresses;
 import dev.ferry.proto.AgentReply;
 import dev.ferry.proto.AgentRequest;
 import dev.ferry.proto.Control;

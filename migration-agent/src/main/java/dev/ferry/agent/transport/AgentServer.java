@@ -1,9 +1,9 @@
 package dev.ferry.agent.transport;
 
-import dev.ferry.agent.clock.Clock;
-import dev.ferry.agent.precopy.ControlSink;
-import dev.ferry.agent.precopy.TargetMigration;
-import dev.ferry.agent.wire.ProtocolException;
+import dev.ferry.engine.clock.Clock;
+import dev.ferry.engine.precopy.ControlSink;
+import dev.ferry.engine.precopy.TargetMigration;
+import dev.ferry.engine.wire.ProtocolException;
 import dev.ferry.proto.AgentReply;
 import dev.ferry.proto.Control;
 import dev.ferry.proto.Error;

@@ -1,6 +1,6 @@
 package dev.ferry.agent.transport;
 
-import dev.ferry.agent.wire.ProtocolException;
+import dev.ferry.engine.wire.ProtocolException;
 import io.netty.handler.codec.DecoderException;
 import io.netty.handler.codec.TooLongFrameException;
 import io.netty.handler.timeout.ReadTimeoutException;

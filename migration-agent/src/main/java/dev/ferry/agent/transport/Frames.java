@@ -1,8 +1,8 @@
 package dev.ferry.agent.transport;
 
 import com.google.protobuf.InvalidProtocolBufferException;
-import dev.ferry.agent.wire.ProtocolException;
-import dev.ferry.agent.wire.Wire;
+import dev.ferry.engine.wire.ProtocolException;
+import dev.ferry.engine.wire.Wire;
 import dev.ferry.proto.Control;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufInputStream;

@@ -1,12 +1,12 @@
 package dev.ferry.agent.transport;
 
-import dev.ferry.agent.precopy.LinkException;
-import dev.ferry.agent.precopy.SourceLink;
-import dev.ferry.agent.wire.Wire;
+import dev.ferry.engine.precopy.LinkException;
+import dev.ferry.engine.precopy.SourceLink;
+import dev.ferry.engine.wire.Wire;
 import dev.ferry.proto.Control;
 import io.netty.bootstrap.Bootstrap;
-import dev.ferry.agent.guest.GuestMemory;
-import dev.ferry.agent.wire.PageBatchWriter;
+import dev.ferry.engine.guest.GuestMemory;
+import dev.ferry.engine.wire.PageBatchWriter;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.DefaultByteBufHolder;

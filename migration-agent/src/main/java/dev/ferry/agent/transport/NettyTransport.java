@@ -39,7 +39,7 @@ public final class NettyTransport implements AutoCloseable {
       try {
         return valueOf(text.trim().toUpperCase(Locale.ROOT).replace('-', '_'));
       } catch (IllegalArgumentException e) {
-        throw new dev.ferry.agent.config.InvalidConfigException("transport",
+        throw new dev.ferry.common.InvalidConfigException("transport",
             "'" + text + "' is not one of auto, io_uring, epoll, nio");
       }
     }
@@ -56,7 +56,7 @@ public final class NettyTransport implements AutoCloseable {
       try {
         return valueOf(text.trim().toUpperCase(Locale.ROOT));
       } catch (IllegalArgumentException e) {
-        throw new dev.ferry.agent.config.InvalidConfigException("netty-allocator",
+        throw new dev.ferry.common.InvalidConfigException("netty-allocator",
             "'" + text + "' is not one of pooled, adaptive");
       }
     }

@@ -1,7 +1,7 @@
 package dev.ferry.agent.transport;
 
-import dev.ferry.agent.guest.GuestMemory;
-import dev.ferry.agent.wire.PageStreamReader;
+import dev.ferry.engine.guest.GuestMemory;
+import dev.ferry.engine.wire.PageStreamReader;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;

@@ -8,11 +8,11 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import dev.ferry.agent.guest.GuestMemory;
-import dev.ferry.agent.wire.PageBatchWriter;
-import dev.ferry.agent.wire.PageStreamReader;
-import dev.ferry.agent.wire.ProtocolException;
-import dev.ferry.agent.wire.Wire;
+import dev.ferry.engine.guest.GuestMemory;
+import dev.ferry.engine.wire.PageBatchWriter;
+import dev.ferry.engine.wire.PageStreamReader;
+import dev.ferry.engine.wire.ProtocolException;
+import dev.ferry.engine.wire.Wire;
 import dev.ferry.proto.Abort;
 import dev.ferry.proto.Control;
 import dev.ferry.proto.GuestSpec;

@@ -1,12 +1,12 @@
 package dev.ferry.agent.transport;
 
-import dev.ferry.agent.clock.Clock;
-import dev.ferry.agent.guest.Guest;
-import dev.ferry.agent.precopy.MigrationContractTest;
-import dev.ferry.agent.precopy.PageCorruption;
-import dev.ferry.agent.precopy.RecordingHost;
-import dev.ferry.agent.precopy.SourceLink;
-import dev.ferry.agent.wire.Wire;
+import dev.ferry.engine.clock.Clock;
+import dev.ferry.engine.guest.Guest;
+import dev.ferry.engine.precopy.MigrationContractTest;
+import dev.ferry.engine.precopy.PageCorruption;
+import dev.ferry.engine.precopy.RecordingHost;
+import dev.ferry.engine.precopy.SourceLink;
+import dev.ferry.engine.wire.Wire;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelOutboundHandlerAdapter;

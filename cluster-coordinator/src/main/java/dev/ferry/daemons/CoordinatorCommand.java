@@ -1,0 +1,148 @@
+package dev.ferry.daemons;
+
+import dev.ferry.agent.cli.AgentCommand;
+import dev.ferry.agent.cli.ConfigFile;
+import dev.ferry.agent.cli.Daemon;
+import dev.ferry.agent.cli.ZkOptions;
+import dev.ferry.common.ExitCodes;
+import dev.ferry.agent.cluster.EmbeddedZooKeeper;
+import dev.ferry.agent.cluster.ZkSettings;
+import dev.ferry.common.Addresses;
+import dev.ferry.common.InvalidConfigException;
+import dev.ferry.cluster.api.ApiServer;
+import dev.ferry.cluster.coordinator.Coordinator;
+import dev.ferry.cluster.coordinator.Planner;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** {@code ferry coordinator}: runs one coordinator (leader or standby) until SIGTERM or Ctrl-C. */
+@Command(name = "coordinator",
+    mixinStandardHelpOptions = true,
+    description = {
+        "Run a cluster coordinator (one leads, others stand by).",
+        "",
+        "Several may run; one leads (ZooKeeper leader election), the others stand by and answer",
+        "the API with 503 and the leader's URL. The leader admits migrations under the",
+        "concurrency limits, tracks hosts, and serves the operator API (HTTP/JSON, bearer token)",
+        "on --listen.",
+        "",
+        "Every option can also come from --config FILE as 'name = value' lines using the option",
+        "names without dashes (zk = 127.0.0.1:2181); the command line wins."},
+    exitCodeListHeading = "%nExit codes:%n",
+    exitCodeList = {"0:Stopped cleanly.", "1:Could not start (ZooKeeper unreachable, port in use...).",
+        "2:Invalid option or config file."})
+public final class CoordinatorCommand implements Callable<Integer> {
+
+  @Spec
+  CommandSpec spec;
+
+  @Option(names = "--config", paramLabel = "FILE", description = "Read settings from FILE.")
+  Path config;
+
+  @picocli.CommandLine.Mixin
+  ZkOptions zkOptions;
+
+  @Option(names = "--embedded-zk-data", paramLabel = "DIR",
+      description = "Also run a single ZooKeeper server inside this process, on the --zk address (which must be "
+          + "127.0.0.1:PORT), keeping its data in DIR: a one-machine cluster without a separate ZooKeeper.")
+  String embeddedZkData;
+
+  @Option(names = "--listen", paramLabel = "HOST:PORT",
+      description = "Address of the operator API (default: ${DEFAULT-VALUE}).", defaultValue = "127.0.0.1:7600")
+  String listen;
+
+  @Option(names = "--token-file", paramLabel = "FILE",
+      description = "The API's bearer token, first line of FILE, at least 16 characters (required).")
+  String tokenFile;
+
+  @Option(names = "--id", paramLabel = "ID", description = "This coordinator's name (default: coordinator-PID).")
+  String id;
+
+  @Option(names = "--migrations-out-per-host", paramLabel = "N",
+      description = "Concurrent migrations out of one host (default: ${DEFAULT-VALUE}).", defaultValue = "2")
+  String outPerHost;
+
+  @Option(names = "--migrations-in-per-host", paramLabel = "N",
+      description = "Concurrent migrations into one host (default: ${DEFAULT-VALUE}).", defaultValue = "2")
+  String inPerHost;
+
+  @Option(names = "--migrations-cluster", paramLabel = "N",
+      description = "Concurrent migrations in the cluster (default: ${DEFAULT-VALUE}).", defaultValue = "8")
+  String cluster;
+
+  @Override
+  public Integer call() throws Exception {
+    var err = spec.commandLine().getErr();
+    ZkSettings zkSettings;
+    InetSocketAddress listenAddress;
+    String token;
+    Planner.Limits limits;
+    try {
+      if (config != null) {
+        ConfigFile.apply(config, spec, spec.commandLine().getParseResult(), Set.of("config", "help", "version"));
+      }
+      if (zkOptions.connect() == null) {
+        throw new InvalidConfigException("zk", "required (--zk or zk in the config file)");
+      }
+      if (tokenFile == null) {
+        throw new InvalidConfigException("token-file", "required: the API refuses requests without its token");
+      }
+      zkSettings = zkOptions.settings();
+      listenAddress = Addresses.parse("listen", listen);
+      token = dev.ferry.common.Tokens.read(Path.of(tokenFile));
+      try {
+        limits = new Planner.Limits(AgentCommand.parseInt("migrations-out-per-host", outPerHost),
+            AgentCommand.parseInt("migrations-in-per-host", inPerHost),
+            AgentCommand.parseInt("migrations-cluster", cluster));
+      } catch (IllegalArgumentException e) {
+        throw new InvalidConfigException("migrations-*", e.getMessage());
+      }
+    } catch (InvalidConfigException e) {
+      err.println("ferry coordinator: " + e.getMessage());
+      return ExitCodes.USAGE;
+    }
+    String name = id != null ? id : "coordinator-" + ProcessHandle.current().pid();
+    EmbeddedZooKeeper embedded = null;
+    Coordinator coordinator = new Coordinator(name, zkSettings, limits);
+    ApiServer api = new ApiServer(coordinator, token);
+    try {
+      if (embeddedZkData != null) {
+        InetSocketAddress zkAddress = Addresses.parse("zk", zkOptions.connect());
+        if (!zkAddress.getAddress().isLoopbackAddress()) {
+          throw new InvalidConfigException("zk", "an embedded ZooKeeper listens on 127.0.0.1 only");
+        }
+        embedded = EmbeddedZooKeeper.standalone(zkAddress.getPort(), Path.of(embeddedZkData));
+      }
+      api.bind(listenAddress);
+      coordinator.start("http://" + Addresses.format(api.boundAddress()));
+    } catch (InvalidConfigException e) {
+      err.println("ferry coordinator: " + e.getMessage());
+      closeAll(api, coordinator, embedded);
+      return ExitCodes.USAGE;
+    } catch (Exception e) {
+      err.println("ferry coordinator: cannot start: " + e);
+      closeAll(api, coordinator, embedded);
+      return ExitCodes.FAILED;
+    }
+    EmbeddedZooKeeper zkServer = embedded;
+    Daemon.runUntilStopped(() -> closeAll(api, coordinator, zkServer), "coordinator", spec.commandLine().getOut(),
+        String.format("ferry coordinator %s ready: API on http://%s, ZooKeeper %s%s", name,
+            Addresses.format(api.boundAddress()), zkOptions.connect(), embedded == null ? "" : " (embedded)"));
+    return ExitCodes.OK;
+  }
+
+  private static void closeAll(ApiServer api, Coordinator coordinator, EmbeddedZooKeeper embedded) {
+    api.close();
+    coordinator.close();
+    if (embedded != null) {
+      embedded.close();
+    }
+  }
+}

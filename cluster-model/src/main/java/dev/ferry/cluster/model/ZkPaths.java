@@ -1,0 +1,42 @@
+package dev.ferry.cluster.model;
+
+/** The one place that knows where Ferry keeps what in ZooKeeper. */
+public final class ZkPaths {
+  public static final String ROOT = "/ferry";
+  public static final String HOSTS = ROOT + "/hosts";
+  public static final String INVENTORY = ROOT + "/inventory";
+  public static final String VMS = ROOT + "/vms";
+  public static final String MIGRATIONS = ROOT + "/migrations";
+  public static final String COORDINATOR = ROOT + "/coordinator";
+  public static final String COORDINATOR_LEADER = COORDINATOR + "/leader";
+  public static final String COORDINATOR_EPOCH = COORDINATOR + "/epoch";
+  /** The last epoch of each deleted VM: a VM created again under its name continues above it. */
+  public static final String RETIRED = ROOT + "/retired";
+
+  private ZkPaths() {}
+
+  public static String host(String hostId) {
+    return HOSTS + "/" + hostId;
+  }
+
+  public static String inventory(String hostId) {
+    return INVENTORY + "/" + hostId;
+  }
+
+  public static String vm(String name) {
+    return VMS + "/" + name;
+  }
+
+  public static String retired(String name) {
+    return RETIRED + "/" + name;
+  }
+
+  public static String migration(String id) {
+    return MIGRATIONS + "/" + id;
+  }
+
+  /** The last path element. */
+  public static String name(String path) {
+    return path.substring(path.lastIndexOf('/') + 1);
+  }
+}

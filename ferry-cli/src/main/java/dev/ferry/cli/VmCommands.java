@@ -1,0 +1,184 @@
+package dev.ferry.cli;
+
+import dev.ferry.common.ExitCodes;
+import dev.ferry.common.Sizes;
+import dev.ferry.proto.CreateVmRequest;
+import dev.ferry.proto.GuestSpec;
+import dev.ferry.proto.PowerState;
+import dev.ferry.proto.VmRecord;
+import java.io.IOException;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code ferry vm create|start|stop|delete}. */
+@Command(name = "vm", mixinStandardHelpOptions = true,
+    description = "Create, start, stop, suspend, resume or delete a VM (the built-in guest).",
+    subcommands = {VmCommands.Create.class, VmCommands.Start.class, VmCommands.Stop.class, VmCommands.Suspend.class,
+        VmCommands.Resume.class, VmCommands.Delete.class})
+final class VmCommands implements Runnable {
+  @picocli.CommandLine.Spec
+  picocli.CommandLine.Model.CommandSpec spec;
+
+  @Override
+  public void run() {
+    spec.commandLine().usage(spec.commandLine().getOut());
+  }
+
+  /** Waits until the owner's agent reports {@code power}; false if it did not within the timeout. */
+  static VmRecord awaitPower(ApiClient api, String name, PowerState power, int timeoutSeconds)
+      throws IOException, InterruptedException {
+    long deadline = System.nanoTime() + timeoutSeconds * 1_000_000_000L;
+    VmRecord vm;
+    do {
+      vm = api.get("v1/vms/" + name, VmRecord.newBuilder()).build();
+      if (vm.getPower() == power || !vm.getNote().isEmpty()) {
+        return vm;
+      }
+      Thread.sleep(200);
+    } while (System.nanoTime() < deadline);
+    return vm;
+  }
+
+  abstract static class PowerChange extends ClusterCommand {
+    @Parameters(paramLabel = "VM")
+    String name;
+
+    @Option(names = "--no-wait", description = "Return once the coordinator has the request.")
+    boolean noWait;
+
+    @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "60",
+        description = "How long to wait for the host (default: ${DEFAULT-VALUE}).")
+    int timeout;
+
+    int finish(ApiClient api, VmRecord vm, PowerState wanted, String done) throws IOException, InterruptedException {
+      if (!noWait) {
+        vm = awaitPower(api, name, wanted, timeout);
+        if (vm.getPower() != wanted) {
+          spec.commandLine().getErr().println(spec.qualifiedName() + ": " + name + " is not "
+              + ListCommands.word(wanted) + " on " + vm.getOwnerHost()
+              + (vm.getNote().isEmpty() ? " after " + timeout + " s" : ": " + vm.getNote()));
+          return ExitCodes.FAILED;
+        }
+      }
+      out().printf("%s %s on %s (epoch %d)%n", name, noWait ? "requested: " + done : done, vm.getOwnerHost(), vm.getEpoch());
+      return ExitCodes.OK;
+    }
+  }
+
+  @Command(name = "create", mixinStandardHelpOptions = true,
+      description = "Create a VM running the built-in guest; it starts on --host or on the least loaded host that fits.",
+      exitCodeListHeading = "%nExit codes:%n", exitCodeList = {"0:Created and running.", "1:Created, but it did not start.",
+          "2:Invalid command line.", "3:No coordinator could be reached.", "4:Refused (name taken, no room...).",
+          "6:Wrong API token."})
+  static final class Create extends PowerChange {
+    @picocli.CommandLine.Mixin
+    dev.ferry.common.GuestOptions guestOptions;
+
+    @Option(names = "--host", paramLabel = "HOST", description = "Start it on this host (default: the least loaded that fits).")
+    String host;
+
+    @Option(names = "--mac", paramLabel = "MAC", description = "MAC address (default: derived from the name, 52:54:00:...).")
+    String mac;
+
+    @Option(names = "--ip", paramLabel = "IP", description = "IP address the guest keeps wherever it runs.")
+    String ip;
+
+    @Override
+    int run(ApiClient api) throws IOException, InterruptedException {
+      GuestSpec guest = guestOptions.spec(name);
+      CreateVmRequest.Builder request = CreateVmRequest.newBuilder().setSpec(guest);
+      if (host != null) {
+        request.setHost(host);
+      }
+      if (mac != null) {
+        request.setMac(mac);
+      }
+      if (ip != null) {
+        request.setIp(ip);
+      }
+      VmRecord vm = api.post("v1/vms", request.build(), VmRecord.newBuilder()).build();
+      return finish(api, vm, PowerState.POWER_RUNNING, String.format("created (%s, %d vCPUs, dirtying %s), running",
+          Sizes.formatBytes(guest.getMemoryBytes()), guest.getVcpus(), Sizes.formatRate(guest.getWorkload().getDirtyRateBytesPerS())));
+    }
+  }
+
+  @Command(name = "start", mixinStandardHelpOptions = true, description = "Start a stopped VM on its host.",
+      exitCodeListHeading = "%nExit codes:%n", exitCodeList = {"0:Running.", "1:It did not start.",
+          "2:Invalid command line.", "3:No coordinator could be reached.", "4:Refused.", "6:Wrong API token."})
+  static final class Start extends PowerChange {
+    @Override
+    int run(ApiClient api) throws IOException, InterruptedException {
+      VmRecord vm = api.post("v1/vms/" + name + "/start", CreateVmRequest.getDefaultInstance(), VmRecord.newBuilder()).build();
+      return finish(api, vm, PowerState.POWER_RUNNING, "running");
+    }
+  }
+
+  @Command(name = "stop", mixinStandardHelpOptions = true,
+      description = "Stop a VM: its memory and vCPU state are discarded; its files on the datastore (config, disk) stay.",
+      exitCodeListHeading = "%nExit codes:%n", exitCodeList = {"0:Stopped.", "1:It did not stop in time.",
+          "2:Invalid command line.", "3:No coordinator could be reached.", "4:Refused (it is migrating...).",
+          "6:Wrong API token."})
+  static final class Stop extends PowerChange {
+    @Override
+    int run(ApiClient api) throws IOException, InterruptedException {
+      VmRecord vm = api.post("v1/vms/" + name + "/stop", CreateVmRequest.getDefaultInstance(), VmRecord.newBuilder()).build();
+      return finish(api, vm, PowerState.POWER_STOPPED, "stopped");
+    }
+  }
+
+  @Command(name = "suspend", mixinStandardHelpOptions = true,
+      description = {"Suspend a running VM to the datastore and free its host.", "",
+          "Its memory, vCPU state and a digest of its memory are streamed into a checkpoint on the",
+          "datastore (written through the VM's lease); 'ferry vm resume' continues it, on any host,",
+          "from the exact step it stopped at."},
+      exitCodeListHeading = "%nExit codes:%n", exitCodeList = {"0:Suspended.", "1:It was not suspended in time.",
+          "2:Invalid command line.", "3:No coordinator could be reached.", "4:Refused (not running, migrating...).",
+          "6:Wrong API token."})
+  static final class Suspend extends PowerChange {
+    @Override
+    int run(ApiClient api) throws IOException, InterruptedException {
+      VmRecord vm = api.post("v1/vms/" + name + "/suspend", CreateVmRequest.getDefaultInstance(), VmRecord.newBuilder())
+          .build();
+      return finish(api, vm, PowerState.POWER_SUSPENDED, "suspended to the datastore");
+    }
+  }
+
+  @Command(name = "resume", mixinStandardHelpOptions = true,
+      description = {"Resume a suspended VM from its checkpoint, on --on HOST or where it was.", "",
+          "The VM's owner and epoch move in one write; the host takes the VM's datastore lease with",
+          "the new epoch, checks the restored memory against the digest taken at suspend, and",
+          "continues the vCPUs from the exact step they stopped at."},
+      exitCodeListHeading = "%nExit codes:%n", exitCodeList = {"0:Running again.", "1:It did not resume (the note says why).",
+          "2:Invalid command line.", "3:No coordinator could be reached.", "4:Refused (not suspended, no room...).",
+          "6:Wrong API token."})
+  static final class Resume extends PowerChange {
+    @Option(names = "--on", paramLabel = "HOST", description = "Resume it on this host (default: where it was suspended).")
+    String on;
+
+    @Override
+    int run(ApiClient api) throws IOException, InterruptedException {
+      dev.ferry.proto.ResumeVmRequest.Builder request = dev.ferry.proto.ResumeVmRequest.newBuilder();
+      if (on != null) {
+        request.setHost(on);
+      }
+      VmRecord vm = api.post("v1/vms/" + name + "/resume", request.build(), VmRecord.newBuilder()).build();
+      return finish(api, vm, PowerState.POWER_RUNNING, "resumed from the datastore, running");
+    }
+  }
+
+  @Command(name = "delete", mixinStandardHelpOptions = true, description = "Delete a stopped VM's record.",
+      exitCodeListHeading = "%nExit codes:%n", exitCodeList = {"0:Deleted.", "2:Invalid command line.",
+          "3:No coordinator could be reached.", "4:Refused (not stopped, no such VM).", "6:Wrong API token."})
+  static final class Delete extends ClusterCommand {
+    @Parameters(paramLabel = "VM")
+    String name;
+
+    @Override
+    int run(ApiClient api) throws IOException {
+      api.delete("v1/vms/" + name);
+      out().println(name + " deleted");
+      return ExitCodes.OK;
+    }
+  }
+}

@@ -1,0 +1,645 @@
+package dev.ferry.engine.precopy;
+
+import dev.ferry.engine.clock.Clock;
+import dev.ferry.engine.guest.Guest;
+import dev.ferry.engine.guest.GuestMemory;
+import dev.ferry.engine.guest.MemoryDigest;
+import dev.ferry.engine.guest.PageBitmap;
+import dev.ferry.engine.wire.PageBatchWriter;
+import dev.ferry.engine.wire.ProtocolException;
+import dev.ferry.engine.wire.Wire;
+import com.google.protobuf.ByteString;
+import dev.ferry.proto.Abort;
+import dev.ferry.proto.Auth;
+import dev.ferry.proto.Commit;
+import dev.ferry.proto.Control;
+import dev.ferry.proto.DeviceState;
+import dev.ferry.proto.GuestState;
+import dev.ferry.proto.Hello;
+import dev.ferry.proto.MigrationProgress;
+import dev.ferry.proto.MigrationReport;
+import dev.ferry.proto.RoundEnd;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The source side of one pre-copy migration, run on its own thread by {@link #run()}:
+ * handshake, round 0 (every non-zero page), rounds of dirtied pages until {@link PrecopyPolicy}
+ * says switch over, stop-and-copy (pause, last pages, vCPU state), then the commit.
+ *
+ * <p>Until the commit is sent, any failure — the policy, a timeout, a cancel, the target's abort,
+ * a lost link — resumes the guest here and tells the target to free its copy. After the commit is
+ * sent only the target's confirmation completes the migration; without it the outcome is UNKNOWN
+ * and the guest stays paused here, so it never runs on two hosts.
+ */
+public final class SourceMigration {
+  /** How long a failed link is still read for the target's reason. */
+  private static final long ABORT_READ_BACK_NANOS = 500_000_000L;
+  private static final Logger LOG = LoggerFactory.getLogger(SourceMigration.class);
+  private static final long POLL_SLICE_NANOS = 10_000_000L;
+  /** Longer than the target's own wait (2 s), so its answer always arrives. */
+  private static final long FIRST_STEP_WAIT_NANOS = 3_000_000_000L;
+  private static final long SAMPLE_NANOS_MIN = 5_000_000L;
+  private static final long PROGRESS_EVERY_NANOS = 250_000_000L;
+  /** Known-incompressible pages are retried after this many rounds (their content may have changed). */
+  private static final int INCOMPRESSIBLE_FORGET_ROUNDS = 8;
+
+  /** Receives progress at most every 250 ms, and at every phase change. */
+  public interface Listener {
+    void onProgress(MigrationProgress progress);
+  }
+
+  private final String migrationId;
+  private final String sourceHost;
+  private final Guest guest;
+  private final SourceLink link;
+  private final MigrationSettings settings;
+  private final Clock clock;
+  private final Listener listener;
+  private final MigrationFailpoints failpoints;
+  private final byte[] secret;
+  private final CutoverAuthority authority;
+  private final GuestMemory memory;
+  private final PageBatchWriter writer;
+  private final CompressionGovernor governor;
+  private final BandwidthMeter meter = new BandwidthMeter();
+  private final PageBitmap toSend;
+  private final PageBitmap incompressible;
+
+  private volatile MigrationPhase phase = MigrationPhase.SETUP;
+  private volatile String cancelReason;
+  private long startNanos;
+  /** When the target confirmed the commit: the end of the migration (the digest after it is not counted). */
+  private long completedNanos;
+  /** When the pause, the last page and the target's readiness happened (for the switchover log line). */
+  private long[] switchover = new long[3];
+  private int round;
+  private long guestBytesQueued;
+  private long blockedNanos;
+  private long pagesZero;
+  private long pagesRaw;
+  private long pagesLz4;
+  private long pagesSent;
+  private long lastSampleNanos;
+  private long lastSampleFlushed;
+  private long lastProgressNanos;
+  private long lastFlushed;
+  private long lastFlushChangeNanos;
+  private long remainingBytes;
+  private long dirtyRateBytesPerSecond;
+  private long expectedDowntimeMillis;
+  private int throttleMax;
+  private boolean paused;
+
+  public SourceMigration(String migrationId, String sourceHost, Guest guest, SourceLink link,
+      MigrationSettings settings, Clock clock, Listener listener, MigrationFailpoints failpoints) {
+    this(migrationId, sourceHost, guest, link, settings, clock, listener, failpoints, null, CutoverAuthority.LOCAL);
+  }
+
+  /**
+   * @param secret the migration's secret both agents prove in the handshake (null: none, between
+   *     agents driven by hand)
+   * @param authority who makes the move permanent
+   */
+  public SourceMigration(String migrationId, String sourceHost, Guest guest, SourceLink link,
+      MigrationSettings settings, Clock clock, Listener listener, MigrationFailpoints failpoints, byte[] secret,
+      CutoverAuthority authority) {
+    this.secret = secret == null ? null : secret.clone();
+    this.authority = authority;
+    this.migrationId = migrationId;
+    this.sourceHost = sourceHost;
+    this.guest = guest;
+    this.link = link;
+    this.settings = settings;
+    this.clock = clock;
+    this.listener = listener;
+    this.failpoints = failpoints;
+    this.memory = guest.memory();
+    this.writer = new PageBatchWriter(memory);
+    this.governor = new CompressionGovernor(settings.compression());
+    this.toSend = new PageBitmap(memory.pageCount());
+    this.incompressible = new PageBitmap(memory.pageCount());
+  }
+
+  public String migrationId() {
+    return migrationId;
+  }
+
+  public MigrationPhase phase() {
+    return phase;
+  }
+
+  /**
+   * Asks the migration to stop and leave the guest running here. Only possible before the commit;
+   * returns false (and changes nothing) once it is too late.
+   */
+  public boolean cancel(String reason) {
+    if (!phase.sourceOwnsGuest()) {
+      return false;
+    }
+    cancelReason = reason;
+    return true;
+  }
+
+  /** Runs the migration to its end on the calling thread and reports how it went. */
+  public MigrationReport run() {
+    startNanos = clock.nanoTime();
+    lastFlushChangeNanos = startNanos;
+    memory.retain();
+    MigrationReport.Builder report = MigrationReport.newBuilder().setMigrationId(migrationId)
+        .setMemoryBytes(memory.sizeBytes());
+    try {
+      migrate(report);
+    } catch (MigrationFailure failure) {
+      failBeforeCommit(report, failure.phase, failure.getMessage());
+    } catch (LinkException | ProtocolException e) {
+      String why = e instanceof LinkException ? abortFromTarget() : null;
+      failBeforeCommit(report, MigrationPhase.ABORTED, why != null ? why : describe(e));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      failBeforeCommit(report, MigrationPhase.ABORTED, "interrupted: the agent is shutting down");
+    } catch (RuntimeException e) {
+      LOG.error("migration {} failed unexpectedly", migrationId, e);
+      failBeforeCommit(report, MigrationPhase.ABORTED, "internal error: " + e);
+    } finally {
+      link.close();
+      writer.close();
+      memory.release();
+    }
+    return finishReport(report);
+  }
+
+  private void migrate(MigrationReport.Builder report) throws InterruptedException {
+    handshake();
+    moveTo(MigrationPhase.PRECOPY);
+    precopy();
+    moveTo(MigrationPhase.STOP_AND_COPY);
+    authority.prepare(migrationId); // reads what the commit checks while the guest still runs
+    Guest.PauseInfo pause = guest.pause();
+    paused = true;
+    failpoints.hit(MigrationFailpoints.Point.AFTER_PAUSE);
+    report.setSourceLastStepNanos(pause.lastStepNanos());
+    PageBitmap fresh = new PageBitmap(memory.pageCount());
+    guest.dirtyLog().fetchAndClear(fresh);
+    toSend.or(fresh);
+    int finalPages = toSend.count();
+    report.setFinalPages(finalPages);
+    sendRound(round + 1, false);
+    long finalSentNanos = clock.nanoTime();
+    GuestState state = guest.saveState();
+    report.setStateAtPause(state);
+    link.sendControl(Control.newBuilder().setDeviceState(
+        DeviceState.newBuilder().setState(state).setPagesSentTotal(pagesSent)).build());
+    awaitControl(Control.BodyCase.READY, "the target to check the last pages");
+    switchover = new long[] {pause.pausedNanos(), finalSentNanos, clock.nanoTime()};
+    failpoints.hit(MigrationFailpoints.Point.BEFORE_COMMIT);
+    moveTo(MigrationPhase.CUTOVER);
+    commit(report);
+  }
+
+  private void handshake() throws InterruptedException {
+    byte[] nonce = MigrationSecrets.nonce();
+    link.sendControl(Control.newBuilder().setHello(Hello.newBuilder()
+        .setProtocolVersion(Wire.PROTOCOL_VERSION).setMigrationId(migrationId).setSourceHost(sourceHost)
+        .setGuest(guest.spec()).setPageSize(GuestMemory.PAGE_BYTES).setDigest(settings.digest())
+        .setNonce(ByteString.copyFrom(nonce))).build());
+    Control ack = awaitControl(Control.BodyCase.HELLO_ACK, "the target to accept the migration");
+    if (!ack.getHelloAck().getAccepted()) {
+      throw new MigrationFailure(MigrationPhase.ABORTED, "target refused: " + ack.getHelloAck().getReason());
+    }
+    ByteString proof = ByteString.EMPTY;
+    if (secret != null) {
+      // Nothing of the guest leaves before the target has proved it is the one the cluster chose.
+      if (!MigrationSecrets.verify(secret, "target", migrationId, nonce, ack.getHelloAck().getProof().toByteArray())) {
+        throw new MigrationFailure(MigrationPhase.ABORTED, "the agent at the target address could not prove the"
+            + " migration's secret: not sending it the guest");
+      }
+      proof = ByteString.copyFrom(MigrationSecrets.proof(secret, "source", migrationId,
+          ack.getHelloAck().getNonce().toByteArray()));
+    }
+    link.sendControl(Control.newBuilder().setAuth(Auth.newBuilder().setProof(proof)).build());
+    LOG.info("migration {}: target {} accepted after {} ms", migrationId, ack.getHelloAck().getTargetHost(),
+        (clock.nanoTime() - startNanos) / 1_000_000);
+  }
+
+  private void precopy() throws InterruptedException {
+    PrecopyPolicy.State policy = PrecopyPolicy.State.initial();
+    // The pause also holds the commit: the last pages get the budget that is left.
+    MigrationSettings policySettings = settings.reservingForSwitchover(authority.expectedCostMillis());
+    guest.dirtyLog().clear();
+    long lastFetchNanos = clock.nanoTime();
+    toSend.setAll();
+    round = 0;
+    while (true) {
+      long roundStart = clock.nanoTime();
+      int pages = sendRound(round, round == 0);
+      link.sendControl(Control.newBuilder().setRoundEnd(RoundEnd.newBuilder().setRound(round).setPages(pages)).build());
+      failpoints.hit(MigrationFailpoints.Point.AFTER_ROUND);
+      long now = clock.nanoTime();
+      int dirty = guest.dirtyLog().fetchAndClear(toSend);
+      dirtyRateBytesPerSecond = (long) (dirty * (double) GuestMemory.PAGE_BYTES * 1e9 / Math.max(1, now - lastFetchNanos));
+      lastFetchNanos = now;
+      remainingBytes = (long) dirty * GuestMemory.PAGE_BYTES;
+      sample(now);
+      LOG.info("migration {}: round {} sent {} pages in {} ms; {} dirty, bandwidth {}", migrationId, round, pages,
+          (now - roundStart) / 1_000_000, dirty, dev.ferry.common.Sizes.formatRate(meter.bytesPerSecond()));
+      PrecopyPolicy.Decision decision = PrecopyPolicy.decide(policySettings, policy, new PrecopyPolicy.Observation(
+          round + 1, remainingBytes, meter.bytesPerSecond(), dirtyRateBytesPerSecond, now - startNanos,
+          memory.sizeBytes()));
+      policy = decision.next();
+      expectedDowntimeMillis = decision.expectedDowntimeMillis();
+      round++;
+      if ((round % INCOMPRESSIBLE_FORGET_ROUNDS) == 0) {
+        incompressible.clearAll();
+      }
+      switch (decision.action()) {
+        case SWITCHOVER -> {
+          drain();
+          return;
+        }
+        case ABORT -> throw new MigrationFailure(MigrationPhase.ABORTED, decision.reason());
+        case THROTTLE -> {
+          LOG.info("migration {}: {}", migrationId, decision.reason());
+          guest.setThrottlePercent(policy.throttlePercent());
+          throttleMax = Math.max(throttleMax, policy.throttlePercent());
+        }
+        default -> { }
+      }
+      progress(false);
+    }
+  }
+
+  /**
+   * Waits until the target has applied every page sent so far, so that the pause covers only the
+   * last dirty pages and not megabytes still queued in socket buffers. The guest runs meanwhile;
+   * what it dirties now goes in the final round.
+   */
+  private void drain() throws InterruptedException {
+    link.sendControl(Control.newBuilder().setRoundEnd(RoundEnd.newBuilder().setRound(round).setWantAck(true)).build());
+    Control ack = awaitControl(Control.BodyCase.ROUND_ACK, "the target to apply the pages in flight");
+    if (ack.getRoundAck().getRound() != round) {
+      throw new ProtocolException("target acknowledged round " + ack.getRoundAck().getRound() + ", expected " + round);
+    }
+  }
+
+  /** Sends every page in {@code toSend}; returns how many went out. */
+  private int sendRound(int roundNumber, boolean skipZero) throws InterruptedException {
+    int sent = 0;
+    SourceLink.OutboundBatch batch = null;
+    try {
+      for (int page = toSend.nextSet(0); page >= 0; page = toSend.nextSet(page + 1)) {
+        if (batch == null) {
+          checkpoint();
+          batch = link.newBatch();
+          writer.begin(batch.header(), batch::payload, roundNumber);
+        }
+        if (encode(page, skipZero)) {
+          sent++;
+        }
+        if (writer.isFull()) {
+          flush(batch);
+          batch = null;
+        }
+      }
+      if (batch != null && writer.count() > 0) {
+        flush(batch);
+        batch = null;
+      }
+    } finally {
+      if (batch != null) {
+        batch.discard();
+      }
+    }
+    pagesSent += sent;
+    return sent;
+  }
+
+  private boolean encode(int page, boolean skipZero) {
+    boolean compress = governor.compressNext() && !incompressible.get(page);
+    long before = compress ? clock.nanoTime() : 0;
+    PageBatchWriter.Outcome outcome = writer.add(page, skipZero, compress);
+    switch (outcome) {
+      case SKIPPED_ZERO -> {
+        return false;
+      }
+      case ZERO -> pagesZero++;
+      case RAW -> pagesRaw++;
+      case LZ4 -> {
+        pagesLz4++;
+        governor.recordAttempt(clock.nanoTime() - before, writer.lastEncodedBytes());
+      }
+      case RAW_INCOMPRESSIBLE -> {
+        pagesRaw++;
+        incompressible.set(page);
+        governor.recordAttempt(clock.nanoTime() - before, GuestMemory.PAGE_BYTES);
+      }
+      default -> throw new IllegalStateException("unknown outcome " + outcome);
+    }
+    return true;
+  }
+
+  private void flush(SourceLink.OutboundBatch batch) throws InterruptedException {
+    long guestBytes = (long) writer.count() * GuestMemory.PAGE_BYTES;
+    writer.finish();
+    waitWritable();
+    link.sendBatch(batch, writer, guestBytes);
+    guestBytesQueued += guestBytes;
+    long now = clock.nanoTime();
+    governor.tick(now, guestBytesQueued, blockedNanos);
+    sample(now);
+    if (now - lastProgressNanos >= PROGRESS_EVERY_NANOS) {
+      progress(false);
+    }
+  }
+
+  /** Back-pressure: waits for the link, failing if it makes no progress for the progress timeout. */
+  private void waitWritable() throws InterruptedException {
+    long start = clock.nanoTime();
+    while (!link.awaitWritable(POLL_SLICE_NANOS)) {
+      checkpoint();
+    }
+    blockedNanos += clock.nanoTime() - start;
+  }
+
+  /** Between batches: cancel, the target's messages, the completion and progress timeouts. */
+  private void checkpoint() throws InterruptedException {
+    String reason = cancelReason;
+    if (reason != null) {
+      throw new MigrationFailure(MigrationPhase.CANCELLED, reason);
+    }
+    if (Thread.interrupted()) {
+      throw new InterruptedException();
+    }
+    Control message = link.pollControl(0);
+    if (message != null) {
+      throw unexpected(message, "while sending pages");
+    }
+    long now = clock.nanoTime();
+    long limitMillis = settings.completionTimeoutMillis(memory.sizeBytes());
+    if ((now - startNanos) / 1_000_000L > limitMillis) {
+      throw new MigrationFailure(MigrationPhase.ABORTED, "completion timeout: not done after "
+          + limitMillis / 1000 + " s (" + settings.completionTimeoutMillisPerGib() / 1000 + " s per GiB)");
+    }
+    long flushed = link.guestBytesFlushed();
+    if (flushed != lastFlushed) {
+      lastFlushed = flushed;
+      lastFlushChangeNanos = now;
+    } else if ((now - lastFlushChangeNanos) / 1_000_000L > settings.progressTimeoutMillis()) {
+      throw new MigrationFailure(MigrationPhase.ABORTED, "progress timeout: the target took no data for "
+          + settings.progressTimeoutMillis() + " ms");
+    }
+  }
+
+  private void sample(long now) {
+    if (lastSampleNanos == 0) {
+      lastSampleNanos = startNanos;
+    }
+    if (now - lastSampleNanos < SAMPLE_NANOS_MIN) {
+      return;
+    }
+    long flushed = link.guestBytesFlushed();
+    meter.record(flushed - lastSampleFlushed, now - lastSampleNanos);
+    lastSampleFlushed = flushed;
+    lastSampleNanos = now;
+  }
+
+  /** Waits for one expected message; the target's Abort or anything else fails the migration. */
+  private Control awaitControl(Control.BodyCase expected, String waitingFor) throws InterruptedException {
+    long start = clock.nanoTime();
+    while (true) {
+      String reason = cancelReason;
+      if (reason != null && phase.sourceOwnsGuest()) {
+        throw new MigrationFailure(MigrationPhase.CANCELLED, reason);
+      }
+      Control message = link.pollControl(POLL_SLICE_NANOS);
+      if (message != null) {
+        if (message.getBodyCase() == expected) {
+          return message;
+        }
+        throw unexpected(message, "while waiting for " + waitingFor);
+      }
+      if ((clock.nanoTime() - start) / 1_000_000L > settings.progressTimeoutMillis()) {
+        throw new MigrationFailure(MigrationPhase.ABORTED, "progress timeout: waited "
+            + settings.progressTimeoutMillis() + " ms for " + waitingFor);
+      }
+    }
+  }
+
+  private RuntimeException unexpected(Control message, String when) {
+    if (message.getBodyCase() == Control.BodyCase.ABORT) {
+      return new MigrationFailure(MigrationPhase.ABORTED, "target aborted: " + message.getAbort().getReason());
+    }
+    return new ProtocolException("unexpected " + message.getBodyCase() + " from the target " + when);
+  }
+
+  private void commit(MigrationReport.Builder report) {
+    CutoverAuthority.Result decision;
+    try {
+      decision = authority.commit(migrationId);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      decision = CutoverAuthority.Result.unknown("interrupted during the commit");
+    } catch (RuntimeException e) {
+      LOG.error("migration {}: commit failed unexpectedly", migrationId, e);
+      decision = CutoverAuthority.Result.unknown("commit failed: " + e);
+    }
+    switch (decision.outcome()) {
+      case REFUSED -> {
+        // Nothing committed, and the record now says so for good: the guest may run here again.
+        refuseAfterCutover(report, decision.reason());
+        return;
+      }
+      case UNKNOWN -> {
+        phase = phase.moveTo(MigrationPhase.UNKNOWN);
+        report.setReason("commit outcome unknown (" + decision.reason() + "): the guest stays paused on "
+            + sourceHost + " until the outcome is read back");
+        LOG.error("migration {}: {}", migrationId, report.getReason());
+        return;
+      }
+      default -> { }
+    }
+    Control resumed;
+    try {
+      link.sendControl(Control.newBuilder().setCommit(Commit.newBuilder().setMigrationId(migrationId)
+          .setEpoch(decision.epoch())).build());
+      failpoints.hit(MigrationFailpoints.Point.AFTER_COMMIT_SENT);
+      resumed = awaitControl(Control.BodyCase.RESUMED, "the target to resume the guest");
+    } catch (LinkException | ProtocolException | MigrationFailure | InterruptedException e) {
+      if (e instanceof InterruptedException) {
+        Thread.currentThread().interrupt();
+      }
+      if (authority.authoritative()) {
+        // The record says the target owns the guest: it resumes from the record, not from us.
+        completedNanos = clock.nanoTime();
+        moveTo(MigrationPhase.COMPLETED);
+        LOG.warn("migration {}: committed; the target did not confirm ({}), it resumes from the record",
+            migrationId, describe(e));
+        digestIfAsked(report);
+        return;
+      }
+      phase = phase.moveTo(MigrationPhase.UNKNOWN);
+      report.setReason("commit sent but not confirmed (" + describe(e) + "): the guest stays paused on "
+          + sourceHost + " until the outcome is read back from the target");
+      LOG.error("migration {}: {}", migrationId, report.getReason());
+      return;
+    }
+    completedNanos = clock.nanoTime();
+    moveTo(MigrationPhase.COMPLETED);
+    report.setTargetFirstStepNanos(awaitFirstStep(resumed.getResumed().getResumedNanos()));
+    LOG.info("migration {}: switchover: last step {} us before the pause; {} final pages sent in {} us; target ready"
+            + " after {} us; committed and resumed after {} us; first step there after {} us", migrationId,
+        (switchover[0] - report.getSourceLastStepNanos()) / 1000, report.getFinalPages(),
+        (switchover[1] - switchover[0]) / 1000, (switchover[2] - switchover[1]) / 1000,
+        (resumed.getResumed().getResumedNanos() - switchover[2]) / 1000,
+        (report.getTargetFirstStepNanos() - resumed.getResumed().getResumedNanos()) / 1000);
+    digestIfAsked(report);
+  }
+
+  private void digestIfAsked(MigrationReport.Builder report) {
+    if (settings.digest()) {
+      report.setSourceDigest(com.google.protobuf.ByteString.copyFrom(MemoryDigest.of(memory)));
+    }
+  }
+
+  /** The authority said no (say, a cancel won the race): back to the source, as before any commit. */
+  private void refuseAfterCutover(MigrationReport.Builder report, String reason) {
+    phase = phase.moveTo(MigrationPhase.ABORTED);
+    report.setReason(reason);
+    guest.setThrottlePercent(0);
+    if (paused) {
+      guest.resume();
+      paused = false;
+    }
+    try {
+      link.sendControl(Control.newBuilder().setAbort(Abort.newBuilder().setReason(reason)).build());
+    } catch (RuntimeException ignored) {
+      // the target frees its copy when the link drops anyway
+    }
+    LOG.warn("migration {} of {} aborted at the commit: {}", migrationId, guest.name(), reason);
+  }
+
+  /** The target's first vCPU step, for the downtime figure only: a lost answer costs nothing but precision. */
+  private long awaitFirstStep(long resumedNanos) {
+    long deadline = clock.nanoTime() + FIRST_STEP_WAIT_NANOS;
+    try {
+      while (clock.nanoTime() < deadline) {
+        Control message = link.pollControl(POLL_SLICE_NANOS);
+        if (message != null && message.getBodyCase() == Control.BodyCase.FIRST_STEP) {
+          long first = message.getFirstStep().getFirstStepNanos();
+          return first != 0 ? first : resumedNanos;
+        }
+      }
+    } catch (LinkException | InterruptedException e) {
+      if (e instanceof InterruptedException) {
+        Thread.currentThread().interrupt();
+      }
+    }
+    return resumedNanos;
+  }
+
+  private void failBeforeCommit(MigrationReport.Builder report, MigrationPhase outcome, String reason) {
+    if (!phase.sourceOwnsGuest()) {
+      // Only reachable through a bug: after the commit nothing may resume the source.
+      LOG.error("migration {} failed after commit in {}: {}", migrationId, phase, reason);
+      report.setReason(reason);
+      return;
+    }
+    phase = phase.moveTo(outcome);
+    report.setReason(reason);
+    guest.setThrottlePercent(0);
+    if (paused) {
+      guest.resume();
+      paused = false;
+    }
+    try {
+      link.sendControl(Control.newBuilder().setAbort(Abort.newBuilder().setReason(reason)).build());
+    } catch (RuntimeException ignored) {
+      // The link may be the reason; the target frees its copy when the link drops anyway.
+    }
+    LOG.warn("migration {} of {} {}: {}", migrationId, guest.name(), outcome.label(), reason);
+  }
+
+  private MigrationReport finishReport(MigrationReport.Builder report) {
+    long end = completedNanos != 0 ? completedNanos : clock.nanoTime();
+    report.setPhase(phase.toProto())
+        .setTotalNs(end - startNanos)
+        .setRounds(round + (phase == MigrationPhase.COMPLETED ? 1 : 0))
+        .setGuestBytesSent(pagesSent * GuestMemory.PAGE_BYTES)
+        .setWireBytesSent(link.wireBytesFlushed())
+        .setPagesZero(pagesZero).setPagesRaw(pagesRaw).setPagesLz4(pagesLz4)
+        .setThrottlePercentMax(throttleMax);
+    if (phase == MigrationPhase.COMPLETED && report.getTargetFirstStepNanos() != 0) {
+      report.setDowntimeNs(Math.max(0, report.getTargetFirstStepNanos() - report.getSourceLastStepNanos()));
+    }
+    progress(true);
+    return report.build();
+  }
+
+  private void moveTo(MigrationPhase next) {
+    phase = phase.moveTo(next);
+    progress(true);
+  }
+
+  private void progress(boolean force) {
+    long now = clock.nanoTime();
+    if (!force && now - lastProgressNanos < PROGRESS_EVERY_NANOS) {
+      return;
+    }
+    lastProgressNanos = now;
+    listener.onProgress(MigrationProgress.newBuilder()
+        .setMigrationId(migrationId).setPhase(phase.toProto()).setRound(round)
+        .setGuestBytesSent(link.guestBytesFlushed()).setWireBytesSent(link.wireBytesFlushed())
+        .setBytesRemaining(phase == MigrationPhase.SETUP ? memory.sizeBytes()
+            : round == 0 ? Math.max(0, memory.sizeBytes() - guestBytesQueued) : remainingBytes)
+        .setBandwidthBytesPerS(meter.bytesPerSecond())
+        .setDirtyRateBytesPerS(dirtyRateBytesPerSecond)
+        .setExpectedDowntimeMs(expectedDowntimeMillis == Long.MAX_VALUE ? 0 : expectedDowntimeMillis)
+        .setThrottlePercent(guest.throttlePercent())
+        .setElapsedMs((now - startNanos) / 1_000_000L)
+        .setCompressing(governor.compressing())
+        .build());
+  }
+
+  /**
+   * After the link failed: the reason the target gave, if its Abort arrived before the end of
+   * the stream (a write can fail on the target's close before that message was read).
+   */
+  private String abortFromTarget() {
+    long deadline = System.nanoTime() + ABORT_READ_BACK_NANOS;
+    try {
+      for (long left = ABORT_READ_BACK_NANOS; left > 0; left = deadline - System.nanoTime()) {
+        Control message = link.pollControl(left);
+        if (message != null && message.getBodyCase() == Control.BodyCase.ABORT) {
+          return "target aborted: " + message.getAbort().getReason();
+        }
+      }
+    } catch (LinkException e) {
+      // the stream ended without an Abort
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    return null;
+  }
+
+  private static String describe(Throwable e) {
+    String message = e.getMessage();
+    if (e instanceof LinkException) {
+      return "link to target lost: " + message;
+    }
+    if (e instanceof ProtocolException) {
+      return "protocol error: " + message;
+    }
+    return message == null ? e.toString() : message;
+  }
+
+  /** Ends the migration before the commit with an outcome and a reason. */
+  private static final class MigrationFailure extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+    private final transient MigrationPhase phase;
+
+    MigrationFailure(MigrationPhase phase, String reason) {
+      super(reason, null, false, false);
+      this.phase = phase;
+    }
+  }
+}

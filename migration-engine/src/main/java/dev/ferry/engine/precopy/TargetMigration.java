@@ -1,0 +1,389 @@
+package dev.ferry.engine.precopy;
+
+import dev.ferry.engine.clock.Clock;
+import dev.ferry.common.InvalidConfigException;
+import dev.ferry.engine.guest.Guest;
+import dev.ferry.engine.guest.GuestMemory;
+import dev.ferry.engine.wire.PageStreamReader;
+import dev.ferry.engine.wire.ProtocolException;
+import dev.ferry.engine.wire.Wire;
+import dev.ferry.proto.Abort;
+import dev.ferry.proto.Control;
+import dev.ferry.proto.FirstStep;
+import dev.ferry.proto.GuestSpec;
+import dev.ferry.proto.GuestState;
+import dev.ferry.proto.Hello;
+import dev.ferry.proto.HelloAck;
+import dev.ferry.proto.ReadyToResume;
+import dev.ferry.proto.Resumed;
+import dev.ferry.proto.RoundAck;
+import dev.ferry.proto.RoundEnd;
+import java.nio.ByteBuffer;
+import java.util.concurrent.CompletableFuture;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The target side of one migration, fed by the transport one message at a time on one thread.
+ * It admits the guest (zeroed memory, paused vCPUs), applies page batches straight into guest
+ * memory, checks the final page count and vCPU state, and resumes the guest only on the source's
+ * commit. Any failure before that frees everything it allocated.
+ */
+public final class TargetMigration {
+  private static final Logger LOG = LoggerFactory.getLogger(TargetMigration.class);
+  private static final long FIRST_STEP_POLL_NANOS = 1_000_000L;
+  /** How long the target watches for the first vCPU step; past it the downtime is reported as unknown. */
+  private static final long FIRST_STEP_WAIT_NANOS = 2_000_000_000L;
+
+  /** The agent's side: admission (capacity, names) and the guest registry. Netty-free. */
+  public interface Host {
+    String hostId();
+
+    /** Registers an incoming guest or throws {@link Refused} saying why not. */
+    Guest admitIncoming(String migrationId, GuestSpec spec);
+
+    /** The migration failed before commit: unregister and destroy the guest. */
+    void incomingFailed(String migrationId, Guest guest, String reason);
+
+    /** The guest now runs here, resumed from {@code resumedFrom}. */
+    void incomingCommitted(String migrationId, Guest guest, GuestState resumedFrom, CompletableFuture<byte[]> digest);
+
+    /** The migration's secret the source must prove (null: none, between agents driven by hand). */
+    default byte[] migrationSecret(String migrationId) {
+      return null;
+    }
+
+    /**
+     * Whether the move the source announces is really committed, with the VM now at {@code epoch}
+     * and owned here. Outside a cluster the source's word is the commit.
+     */
+    default boolean confirmCommit(String migrationId, long epoch) {
+      return true;
+    }
+
+    /**
+     * The guest has just resumed here under the committed {@code epoch}: take what ownership
+     * needs beyond the pause (the datastore lease). Called before {@link #incomingCommitted} and
+     * before the source hears that the guest runs here, so the migration completes only once it
+     * is done; the vCPUs already run meanwhile, and nothing writes the VM's disk until then.
+     */
+    default void committedHere(String migrationId, long epoch) {
+    }
+
+    /**
+     * The source went away while the guest waited for the commit. Return true to keep it paused
+     * while the host finds out how the commit went (it then calls {@link TargetMigration#resumeCommitted}
+     * or {@link TargetMigration#discard}); false frees it now.
+     */
+    default boolean keepUndecided(String migrationId, TargetMigration migration) {
+      return false;
+    }
+  }
+
+  /** Admission said no; the message goes back to the source. */
+  public static final class Refused extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    public Refused(String message) {
+      super(message);
+    }
+  }
+
+  private enum State { AWAIT_HELLO, AWAIT_AUTH, RECEIVING, READY, RUNNING, FAILED }
+
+  private final Host host;
+  private final ControlSink sink;
+  private final Clock clock;
+  private State state = State.AWAIT_HELLO;
+  private volatile boolean linkUp = true;
+  private String migrationId = "?";
+  private Guest guest;
+  private PageStreamReader reader;
+  private boolean digest;
+  private byte[] secret;
+  private byte[] nonce;
+  private GuestState resumedFrom;
+  private long readyNanos;
+  private long commitNanos;
+  private long confirmedNanos;
+  private long committedEpoch;
+
+  public TargetMigration(Host host, ControlSink sink, Clock clock) {
+    this.host = host;
+    this.sink = sink;
+    this.clock = clock;
+  }
+
+  public String migrationId() {
+    return migrationId;
+  }
+
+  /** True while pages may arrive (between an accepted Hello and the vCPU state). */
+  public boolean isReceiving() {
+    return state == State.RECEIVING;
+  }
+
+  /** The reader applying pages, while receiving (the transport may place raw pages itself). */
+  public PageStreamReader reader() {
+    return state == State.RECEIVING ? reader : null;
+  }
+
+  /** The incoming guest's memory, while receiving. */
+  public GuestMemory receivingMemory() {
+    return state == State.RECEIVING ? guest.memory() : null;
+  }
+
+  /** True once the guest runs here (the link may then go away harmlessly). */
+  public boolean isCommitted() {
+    return state == State.RUNNING;
+  }
+
+  public synchronized void onControl(Control message) {
+    try {
+      switch (message.getBodyCase()) {
+        case HELLO -> onHello(message.getHello());
+        case AUTH -> onAuth(message.getAuth().getProof().toByteArray());
+        case ROUND_END -> onRoundEnd(message.getRoundEnd());
+        case DEVICE_STATE -> onDeviceState(message);
+        case COMMIT -> onCommit(message.getCommit().getEpoch());
+        case ABORT -> fail("source aborted: " + message.getAbort().getReason(), false);
+        default -> throw new ProtocolException("unexpected " + message.getBodyCase() + " from the source");
+      }
+    } catch (ProtocolException | InvalidConfigException e) {
+      fail("protocol error: " + e.getMessage(), true);
+    }
+  }
+
+  /** A page batch of {@code bodyBytes} begins; its bytes follow through {@link #onPageBytes}. */
+  public synchronized void onPagesStart(int bodyBytes) {
+    try {
+      requireState(State.RECEIVING, "page batch");
+      reader.beginBatch(bodyBytes);
+    } catch (ProtocolException e) {
+      fail(e.getMessage(), true);
+    }
+  }
+
+  /** The next bytes of the current page batch, in any chunking. */
+  public synchronized void onPageBytes(ByteBuffer chunk) {
+    if (state != State.RECEIVING) {
+      if (state == State.FAILED) {
+        return; // the migration is over; the rest of the frame is dropped
+      }
+      fail("protocol error: page data not allowed while the target is " + state, true);
+      return;
+    }
+    try {
+      reader.consume(chunk);
+    } catch (ProtocolException e) {
+      fail(e.getMessage(), true);
+    }
+  }
+
+  /** The transport could not decode what the source sent: abort, telling the source why. */
+  public synchronized void onProtocolError(String reason) {
+    fail(reason, true);
+  }
+
+  /**
+   * The link dropped. Before the guest is ready it is freed. Once ready (waiting for the commit)
+   * the source may have committed just before going away: the host may keep the guest paused
+   * until it has read the outcome back.
+   */
+  public synchronized void onLinkLost(String reason) {
+    linkUp = false;
+    if (state == State.RUNNING || state == State.FAILED) {
+      return;
+    }
+    if (state == State.READY && host.keepUndecided(migrationId, this)) {
+      LOG.warn("migration {}: link to source lost ({}) while {} waited for the commit: keeping it paused until"
+          + " the outcome is known", migrationId, reason, guest.name());
+      return;
+    }
+    fail("link to source lost: " + reason, false);
+  }
+
+  private void onHello(Hello hello) {
+    requireState(State.AWAIT_HELLO, "Hello");
+    migrationId = hello.getMigrationId();
+    if (hello.getProtocolVersion() != Wire.PROTOCOL_VERSION) {
+      refuse("protocol version " + hello.getProtocolVersion() + " is not supported (this agent speaks "
+          + Wire.PROTOCOL_VERSION + ")");
+      return;
+    }
+    if (hello.getPageSize() != GuestMemory.PAGE_BYTES) {
+      refuse("page size " + hello.getPageSize() + " is not supported (4096 only)");
+      return;
+    }
+    try {
+      guest = host.admitIncoming(migrationId, hello.getGuest());
+    } catch (Refused | InvalidConfigException e) {
+      refuse(e.getMessage());
+      return;
+    }
+    reader = new PageStreamReader(guest.memory());
+    digest = hello.getDigest();
+    secret = host.migrationSecret(migrationId);
+    nonce = MigrationSecrets.nonce();
+    state = State.AWAIT_AUTH;
+    LOG.info("migration {}: receiving {} ({}) from {}", migrationId, hello.getGuest().getName(),
+        dev.ferry.common.Sizes.formatBytes(hello.getGuest().getMemoryBytes()), hello.getSourceHost());
+    HelloAck.Builder ack = HelloAck.newBuilder().setAccepted(true).setProtocolVersion(Wire.PROTOCOL_VERSION)
+        .setTargetHost(host.hostId()).setNonce(com.google.protobuf.ByteString.copyFrom(nonce));
+    if (secret != null) {
+      ack.setProof(com.google.protobuf.ByteString.copyFrom(
+          MigrationSecrets.proof(secret, "target", migrationId, hello.getNonce().toByteArray())));
+    }
+    sink.send(Control.newBuilder().setHelloAck(ack).build());
+  }
+
+  /** No page is taken before the source proved the migration's secret (when there is one). */
+  private void onAuth(byte[] proof) {
+    requireState(State.AWAIT_AUTH, "Auth");
+    if (secret != null && !MigrationSecrets.verify(secret, "source", migrationId, nonce, proof)) {
+      throw new ProtocolException("the source could not prove the migration's secret");
+    }
+    state = State.RECEIVING;
+  }
+
+  private void refuse(String reason) {
+    state = State.FAILED;
+    LOG.warn("migration {} refused: {}", migrationId, reason);
+    sink.send(Control.newBuilder().setHelloAck(HelloAck.newBuilder().setAccepted(false)
+        .setProtocolVersion(Wire.PROTOCOL_VERSION).setTargetHost(host.hostId()).setReason(reason)).build());
+    sink.close();
+  }
+
+  private void onRoundEnd(RoundEnd end) {
+    requireState(State.RECEIVING, "RoundEnd");
+    if (reader.inBatch()) {
+      throw new ProtocolException("RoundEnd arrived in the middle of a page batch");
+    }
+    if (end.getWantAck()) {
+      sink.send(Control.newBuilder().setRoundAck(RoundAck.newBuilder().setRound(end.getRound())).build());
+    }
+  }
+
+  private void onDeviceState(Control message) {
+    requireState(State.RECEIVING, "DeviceState");
+    long sent = message.getDeviceState().getPagesSentTotal();
+    if (reader.inBatch()) {
+      throw new ProtocolException("DeviceState arrived in the middle of a page batch");
+    }
+    if (sent != reader.pagesApplied()) {
+      throw new ProtocolException("source sent " + sent + " pages but " + reader.pagesApplied() + " arrived");
+    }
+    if (reader.suspectPages() > 0) {
+      throw new ProtocolException(reader.suspectPages() + " pages failed their checksum and were never resent"
+          + " intact (page " + reader.aSuspectPage() + " among them): data was corrupted in transit");
+    }
+    resumedFrom = message.getDeviceState().getState();
+    guest.restoreState(resumedFrom);
+    state = State.READY;
+    readyNanos = clock.nanoTime();
+    sink.send(Control.newBuilder().setReady(ReadyToResume.newBuilder().setPagesApplied(reader.pagesApplied())).build());
+  }
+
+  private void onCommit(long epoch) {
+    requireState(State.READY, "Commit");
+    commitNanos = clock.nanoTime();
+    boolean confirmed = host.confirmCommit(migrationId, epoch);
+    confirmedNanos = clock.nanoTime();
+    if (!confirmed) {
+      // The cluster does not show the move (yet, or cannot be asked): resuming here could run the
+      // guest twice, and discarding it could lose the only copy if the commit did land. A host
+      // that can watch the records keeps it paused and decides from them.
+      if (host.keepUndecided(migrationId, this)) {
+        LOG.warn("migration {}: the commit at epoch {} is not visible yet: {} stays paused until the records decide",
+            migrationId, epoch, guest.name());
+        return;
+      }
+      throw new ProtocolException("the source announced a commit at epoch " + epoch
+          + " that the cluster does not show");
+    }
+    resumeCommitted(epoch);
+  }
+
+  /**
+   * Resumes the guest here: the commit is known to stand (from the source's message, or read back
+   * by the host after the source went away).
+   */
+  public synchronized void resumeCommitted(long epoch) {
+    if (state != State.READY) {
+      return;
+    }
+    committedEpoch = epoch;
+    long digestNanos = clock.nanoTime();
+    Guest.PendingDigest memoryDigest = digest ? guest.beginSnapshotDigest() : null;
+    long resumeNanos = clock.nanoTime();
+    guest.resume();
+    state = State.RUNNING;
+    if (commitNanos != 0) {
+      LOG.info("migration {}: switchover here: Commit arrived {} us after Ready; confirmed in {} us;"
+          + " digest snapshot set up in {} us; resumed {} us after the Commit arrived", migrationId,
+          (commitNanos - readyNanos) / 1000, (confirmedNanos - commitNanos) / 1000, (resumeNanos - digestNanos) / 1000,
+          (clock.nanoTime() - commitNanos) / 1000);
+    }
+    host.committedHere(migrationId, committedEpoch);
+    host.incomingCommitted(migrationId, guest, resumedFrom, memoryDigest == null ? null : memoryDigest.result());
+    LOG.info("migration {}: {} resumed here ({} pages: {} raw, {} lz4, {} zero; {} of raw data read straight into"
+        + " guest memory)", migrationId, guest.name(), reader.pagesApplied(), reader.pagesRaw(), reader.pagesLz4(),
+        reader.pagesZero(), dev.ferry.common.Sizes.formatBytes(reader.bytesPlaced()));
+    if (linkUp) {
+      sink.send(Control.newBuilder().setResumed(Resumed.newBuilder().setResumedNanos(guest.resumedNanos())).build());
+      boolean steps = guest.spec().getWorkload().getDirtyRateBytesPerS() > 0;
+      reportFirstStep(steps ? clock.nanoTime() + FIRST_STEP_WAIT_NANOS : 0, memoryDigest);
+    } else if (memoryDigest != null) {
+      memoryDigest.start();
+    }
+  }
+
+  /** The host learned that the commit did not happen: free the waiting guest. */
+  public synchronized void discard(String reason) {
+    if (state == State.READY) {
+      fail(reason, false);
+    }
+  }
+
+  /**
+   * Tells the source when the first vCPU step ran, so it can time the pause exactly (bounded
+   * wait), then lets the digest, if any, start reading memory.
+   */
+  private void reportFirstStep(long waitUntilNanos, Guest.PendingDigest memoryDigest) {
+    long first = guest.firstStepNanosAfterResume();
+    if (first == 0 && waitUntilNanos != 0 && clock.nanoTime() < waitUntilNanos) {
+      sink.schedule(() -> reportFirstStep(waitUntilNanos, memoryDigest), FIRST_STEP_POLL_NANOS);
+      return;
+    }
+    sink.send(Control.newBuilder().setFirstStep(FirstStep.newBuilder().setFirstStepNanos(first)).build());
+    if (memoryDigest != null) {
+      memoryDigest.start();
+    }
+  }
+
+  private void requireState(State expected, String what) {
+    if (state != expected) {
+      throw new ProtocolException(what + " not allowed while the target is " + state);
+    }
+  }
+
+  private void fail(String reason, boolean tellSource) {
+    if (state == State.FAILED || state == State.RUNNING) {
+      return;
+    }
+    State was = state;
+    state = State.FAILED;
+    LOG.warn("migration {} failed on the target: {}", migrationId, reason);
+    if (guest != null && was != State.AWAIT_HELLO) {
+      host.incomingFailed(migrationId, guest, reason);
+    }
+    if (tellSource) {
+      try {
+        sink.send(Control.newBuilder().setAbort(Abort.newBuilder().setReason(reason)).build());
+      } catch (RuntimeException ignored) {
+        // the link may already be gone
+      }
+    }
+    sink.close();
+  }
+}
