@@ -174,8 +174,7 @@ final class ListCommands {
   }
 
   static boolean isActive(MigrationState s) {
-    return s == MigrationState.MIGRATION_QUEUED || s == MigrationState.MIGRATION_RUNNING
-        || s == MigrationState.MIGRATION_UNKNOWN;
+    return dev.ferry.cluster.model.MigrationStates.isActive(s);
   }
 
   static String state(MigrationState s) {

@@ -57,8 +57,8 @@ public record AgentConfig(
       throw new InvalidConfigException("datastore", datastore + " exists and is not a directory");
     }
     InvalidConfigException.requireRange("memory-capacity", memoryCapacityBytes, 16L << 20, 1L << 50);
-    InvalidConfigException.requireRange("migrations-out-max", migrationsOutMax, 1, 64);
-    InvalidConfigException.requireRange("migrations-in-max", migrationsInMax, 1, 64);
+    InvalidConfigException.requireRange("migrations-out-per-host", migrationsOutMax, 1, 64);
+    InvalidConfigException.requireRange("migrations-in-per-host", migrationsInMax, 1, 64);
     InvalidConfigException.requireRange("memory-pool", memoryPoolBytes, 0, memoryCapacityBytes);
     if (allocator == null) {
       throw new InvalidConfigException("netty-allocator", "missing");

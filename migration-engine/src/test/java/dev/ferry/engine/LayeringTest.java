@@ -22,5 +22,11 @@ class LayeringTest {
       .because("the engine is Netty-, Curator- and CLI-free (docs/architecture.md)");
 
   @ArchTest
+  static final ArchRule oneClock = noClasses().that().resideInAPackage("dev.ferry.engine..")
+      .and().doNotHaveSimpleName("Clock")
+      .should().callMethod(System.class, "nanoTime").orShould().callMethod(System.class, "currentTimeMillis")
+      .because("the engine reads time from one Clock, so the seeded simulation controls all of it");
+
+  @ArchTest
   static final ArchRule noPackageCycles = slices().matching("dev.ferry.engine.(*)..").should().beFreeOfCycles();
 }

@@ -1,5 +1,6 @@
 package dev.ferry.cluster.coordinator;
 
+import dev.ferry.cluster.model.MigrationStates;
 import dev.ferry.proto.HostInventory;
 import dev.ferry.proto.HostRecord;
 import dev.ferry.proto.MigrationRecord;
@@ -26,9 +27,9 @@ public record ClusterView(Map<String, HostRecord> liveHosts, Map<String, HostInv
     return Optional.ofNullable(vms.get(name));
   }
 
+  /** The record's state machine decides (one definition: {@link MigrationStates#isActive}). */
   public static boolean isActive(MigrationRecord m) {
-    return m.getState() == MigrationState.MIGRATION_QUEUED || m.getState() == MigrationState.MIGRATION_RUNNING
-        || m.getState() == MigrationState.MIGRATION_UNKNOWN;
+    return MigrationStates.isActive(m.getState());
   }
 
   public List<MigrationRecord> running() {

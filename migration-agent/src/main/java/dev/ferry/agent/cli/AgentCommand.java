@@ -78,12 +78,12 @@ public final class AgentCommand implements Callable<Integer> {
   @Option(names = "--cores", paramLabel = "N", description = "Cores to report (default: this machine's).")
   String cores;
 
-  @Option(names = "--migrations-out-max", paramLabel = "N",
-      description = "Concurrent outgoing migrations (default: ${DEFAULT-VALUE}).", defaultValue = "2")
+  @Option(names = "--migrations-out-per-host", paramLabel = "N",
+      description = "Concurrent migrations out of this host (the coordinator plans with its own option of this name; default: ${DEFAULT-VALUE}).", defaultValue = "2")
   String migrationsOutMax;
 
-  @Option(names = "--migrations-in-max", paramLabel = "N",
-      description = "Concurrent incoming migrations (default: ${DEFAULT-VALUE}).", defaultValue = "2")
+  @Option(names = "--migrations-in-per-host", paramLabel = "N",
+      description = "Concurrent migrations into this host (the coordinator plans with its own option of this name; default: ${DEFAULT-VALUE}).", defaultValue = "2")
   String migrationsInMax;
 
   @Override
@@ -124,8 +124,8 @@ public final class AgentCommand implements Callable<Integer> {
         : Sizes.parseBytes("memory-pool", memoryPool);
     dev.ferry.agent.cluster.ZkSettings zkSettings = zkOptions.settings();
     return new AgentConfig(hostId, Addresses.parse("listen", listen), Path.of(datastore),
-        NettyTransport.Kind.parse(transport), capacity, parseInt("migrations-out-max", migrationsOutMax),
-        parseInt("migrations-in-max", migrationsInMax), pool, NettyTransport.Allocator.parse(nettyAllocator),
+        NettyTransport.Kind.parse(transport), capacity, parseInt("migrations-out-per-host", migrationsOutMax),
+        parseInt("migrations-in-per-host", migrationsInMax), pool, NettyTransport.Allocator.parse(nettyAllocator),
         zkSettings, cpuModel != null ? cpuModel : AgentConfig.defaultCpuModel(),
         cores != null ? parseInt("cores", cores) : Runtime.getRuntime().availableProcessors());
   }

@@ -182,10 +182,10 @@ public final class Guest {
       v.requestPause();
     }
     if (threads != null) {
-      long deadline = System.nanoTime() + PAUSE_TIMEOUT_NANOS;
+      long deadline = clock.nanoTime() + PAUSE_TIMEOUT_NANOS;
       for (Vcpu v : vcpus) {
         while (!v.isParked()) {
-          if (System.nanoTime() > deadline) {
+          if (clock.nanoTime() > deadline) {
             throw new IllegalStateException("vCPU " + v.index() + " of " + name() + " did not stop within 5 s");
           }
           Thread.onSpinWait();

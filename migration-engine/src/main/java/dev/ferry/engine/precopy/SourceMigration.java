@@ -605,9 +605,9 @@ public final class SourceMigration {
    * the stream (a write can fail on the target's close before that message was read).
    */
   private String abortFromTarget() {
-    long deadline = System.nanoTime() + ABORT_READ_BACK_NANOS;
+    long deadline = clock.nanoTime() + ABORT_READ_BACK_NANOS;
     try {
-      for (long left = ABORT_READ_BACK_NANOS; left > 0; left = deadline - System.nanoTime()) {
+      for (long left = ABORT_READ_BACK_NANOS; left > 0; left = deadline - clock.nanoTime()) {
         Control message = link.pollControl(left);
         if (message != null && message.getBodyCase() == Control.BodyCase.ABORT) {
           return "target aborted: " + message.getAbort().getReason();
