@@ -1,5 +1,6 @@
 package dev.ferry.cluster.coordinator;
 
+import dev.ferry.cluster.model.MigrationStates;
 import dev.ferry.cluster.model.RecordException;
 import dev.ferry.cluster.model.Records;
 import dev.ferry.agent.cluster.ZkClients;
@@ -194,24 +195,23 @@ public final class Coordinator implements AutoCloseable {
     }
   }
 
+  /** Every change of a migration's state goes through {@link MigrationStates#move}: illegal moves write nothing. */
   private void apply(Planner.Action action) throws Exception {
     long now = System.currentTimeMillis();
     if (action instanceof Planner.Admit a) {
-      if (updateMigration(a.migrationId(), m -> m.getState() == MigrationState.MIGRATION_QUEUED
-          ? m.toBuilder().setState(MigrationState.MIGRATION_RUNNING).setStartedMs(now).build() : m)) {
+      if (moveMigration(a.migrationId(), MigrationState.MIGRATION_QUEUED, MigrationState.MIGRATION_RUNNING, "", now)) {
         LOG.info("migration {} admitted", a.migrationId());
       }
     } else if (action instanceof Planner.Abort a) {
-      updateMigration(a.migrationId(), m -> ClusterView.isActive(m) && m.getCommitOpId().isEmpty()
-          ? m.toBuilder().setState(MigrationState.MIGRATION_ABORTED).setReason(a.reason()).setEndedMs(now).build() : m);
+      updateMigration(a.migrationId(), m -> m.getCommitOpId().isEmpty()
+          ? MigrationStates.move(m, MigrationState.MIGRATION_ABORTED, a.reason(), now) : m);
     } else if (action instanceof Planner.Cancel c) {
-      updateMigration(c.migrationId(), m -> m.getState() == MigrationState.MIGRATION_QUEUED
-          ? m.toBuilder().setState(MigrationState.MIGRATION_CANCELLED).setReason("cancelled by the operator")
-              .setEndedMs(now).build() : m);
+      moveMigration(c.migrationId(), MigrationState.MIGRATION_QUEUED, MigrationState.MIGRATION_CANCELLED,
+          "cancelled by the operator", now);
     } else if (action instanceof Planner.Complete c) {
-      updateMigration(c.migrationId(), m -> !m.getCommitOpId().isEmpty()
-          && m.getState() != MigrationState.MIGRATION_COMPLETED
-          ? m.toBuilder().setState(MigrationState.MIGRATION_COMPLETED).setReason(c.reason()).setEndedMs(now).build() : m);
+      updateMigration(c.migrationId(), m -> MigrationStates.move(m, MigrationState.MIGRATION_COMPLETED, c.reason(), now));
+    } else if (action instanceof Planner.Settle st) {
+      updateMigration(st.migrationId(), m -> MigrationStates.move(m, st.to(), st.reason(), now));
     } else if (action instanceof Planner.ClearVmMigration c) {
       updateVm(c.vm(), v -> v.getCurrentMigration().equals(c.migrationId())
           ? v.toBuilder().setCurrentMigration("").build() : v);
@@ -224,6 +224,12 @@ public final class Coordinator implements AutoCloseable {
             .forPath(ZkPaths.migration(f.migrationId()))));
       }
     }
+  }
+
+  /** Moves the record from {@code from} (only) to {@code to}; true if it moved. */
+  private boolean moveMigration(String id, MigrationState from, MigrationState to, String reason, long now)
+      throws Exception {
+    return updateMigration(id, m -> m.getState() == from ? MigrationStates.move(m, to, reason, now) : m);
   }
 
   private void markHost(String hostId, boolean up, long now) throws Exception {

@@ -1,5 +1,6 @@
 package dev.ferry.cluster.coordinator;
 
+import dev.ferry.cluster.model.MigrationStates;
 import dev.ferry.common.Sizes;
 import dev.ferry.proto.GuestSpec;
 import dev.ferry.proto.HostInventory;
@@ -35,7 +36,7 @@ public final class Planner {
   }
 
   /** Something to write. */
-  public sealed interface Action permits Admit, Abort, Cancel, Complete, ClearVmMigration, MarkHost, Forget {}
+  public sealed interface Action permits Admit, Abort, Cancel, Complete, Settle, ClearVmMigration, MarkHost, Forget {}
 
   /** How long a finished migration's record is kept for {@code ferry migrations}. */
   public static final long FINISHED_RETENTION_MILLIS = 24 * 3600_000L;
@@ -52,6 +53,9 @@ public final class Planner {
 
   /** Committed, but its source could not say so: it is complete. */
   public record Complete(String migrationId, String reason) implements Action {}
+
+  /** The source reported its outcome: the record's state follows it (through {@code MigrationStates}). */
+  public record Settle(String migrationId, MigrationState to, String reason) implements Action {}
 
   /** The VM's migration is over: it may migrate again. */
   public record ClearVmMigration(String vm, String migrationId) implements Action {}
@@ -164,8 +168,11 @@ public final class Planner {
     Map<String, Integer> out = new HashMap<>();
     Map<String, Integer> in = new HashMap<>();
     int total = 0;
+    for (MigrationRecord m : view.migrations().values()) {
+      settle(m).ifPresent(actions::add);
+    }
     for (MigrationRecord m : view.running()) {
-      if (!view.isUp(m.getSourceHost())) {
+      if (!m.hasReport() && !view.isUp(m.getSourceHost())) { // a reported one is settled above
         actions.add(m.getCommitOpId().isEmpty()
             ? new Abort(m.getId(), "source host " + m.getSourceHost() + " went down")
             : new Complete(m.getId(), "committed; its source " + m.getSourceHost() + " went down before reporting"));
@@ -176,7 +183,7 @@ public final class Planner {
       total++;
     }
     for (MigrationRecord m : view.migrations().values()) {
-      if (m.getState() == MigrationState.MIGRATION_UNKNOWN) {
+      if (m.getState() == MigrationState.MIGRATION_UNKNOWN && settle(m).isEmpty()) {
         // The source could not read the commit's outcome back; the record can. Aborting changes
         // the record's version, so a commit still being retried can no longer land.
         actions.add(m.getCommitOpId().isEmpty()
@@ -220,6 +227,17 @@ public final class Planner {
       }
     }
     return actions;
+  }
+
+  /** A running or unknown migration whose source reported an outcome the state does not show yet. */
+  private static Optional<Action> settle(MigrationRecord m) {
+    if (!m.hasReport() || (m.getState() != MigrationState.MIGRATION_RUNNING
+        && m.getState() != MigrationState.MIGRATION_UNKNOWN)) {
+      return Optional.empty();
+    }
+    MigrationState to = MigrationStates.settle(m.getState(), MigrationStates.reported(m.getReport().getPhase()),
+        !m.getCommitOpId().isEmpty());
+    return to == m.getState() ? Optional.empty() : Optional.of(new Settle(m.getId(), to, m.getReport().getReason()));
   }
 
   private static void markHosts(ClusterView view, List<Action> actions) {

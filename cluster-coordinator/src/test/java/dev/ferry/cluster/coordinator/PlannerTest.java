@@ -20,10 +20,14 @@ import dev.ferry.cluster.coordinator.Planner.ClearVmMigration;
 import dev.ferry.cluster.coordinator.Planner.Complete;
 import dev.ferry.cluster.coordinator.Planner.Limits;
 import dev.ferry.cluster.coordinator.Planner.MarkHost;
+import dev.ferry.cluster.coordinator.Planner.Settle;
+import dev.ferry.cluster.model.MigrationStates;
 import dev.ferry.proto.GuestSpec;
 import dev.ferry.proto.HostInventory;
 import dev.ferry.proto.HostRecord;
 import dev.ferry.proto.HostState;
+import dev.ferry.proto.MigrationPhase;
+import dev.ferry.proto.MigrationReport;
 import dev.ferry.proto.MigrationRecord;
 import dev.ferry.proto.MigrationState;
 import dev.ferry.proto.PowerState;
@@ -148,6 +152,23 @@ class PlannerTest {
     return ids;
   }
 
+  @Test
+  void theSourcesReportSettlesTheStateAndACommitWinsOverAReportedAbort() {
+    Cluster c = new Cluster();
+    c.host("host-a", 8 * GIB);
+    c.host("host-b", 8 * GIB);
+    c.vm("web-1", "host-a", GIB);
+    c.vm("db-1", "host-a", GIB);
+    MigrationReport aborted = MigrationReport.newBuilder().setPhase(MigrationPhase.PHASE_ABORTED)
+        .setReason("link to target lost").build();
+    c.migration("m-1", "web-1", "host-b", MIGRATION_RUNNING, 1, m -> m.setReport(aborted));
+    c.migration("m-2", "db-1", "host-b", MIGRATION_RUNNING, 2, m -> m.setCommitOpId("op-2").setReport(aborted));
+    List<Action> actions = Planner.plan(c.view(), Limits.DEFAULT);
+    assertTrue(actions.contains(new Settle("m-1", MIGRATION_ABORTED, "link to target lost")), actions.toString());
+    assertTrue(actions.contains(new Settle("m-2", MIGRATION_COMPLETED, "link to target lost")), actions.toString());
+    assertEquals(2, actions.stream().filter(a -> migrationId(a).isPresent()).count(), actions.toString());
+  }
+
   private static Optional<String> migrationId(Action a) {
     if (a instanceof Admit x) {
       return Optional.of(x.migrationId());
@@ -156,6 +177,8 @@ class PlannerTest {
     } else if (a instanceof Cancel x) {
       return Optional.of(x.migrationId());
     } else if (a instanceof Complete x) {
+      return Optional.of(x.migrationId());
+    } else if (a instanceof Settle x) {
       return Optional.of(x.migrationId());
     }
     return Optional.empty();
@@ -600,13 +623,12 @@ class PlannerTest {
           c.migrations.put(m.getId(), m.toBuilder().setCancelRequested(true).build());
         } else if (m.getState() == MIGRATION_RUNNING && m.getCommitOpId().isEmpty() && dice < 3) {
           commit(m);
-        } else if (m.getState() == MIGRATION_RUNNING && dice < 5) {
-          // The source reports the outcome (settled as ClusterMember does).
+        } else if (m.getState() == MIGRATION_RUNNING && !m.hasReport() && dice < 5) {
+          // The source writes its report (only that); the planner settles the state from it.
           boolean committed = !m.getCommitOpId().isEmpty();
-          c.migrations.put(m.getId(), m.toBuilder().setState(committed ? MIGRATION_COMPLETED : MIGRATION_ABORTED)
-              .build());
-        } else if (m.getState() == MIGRATION_RUNNING && dice == 5) {
-          c.migrations.put(m.getId(), m.toBuilder().setState(MIGRATION_UNKNOWN).build());
+          report(m, committed ? MigrationPhase.PHASE_COMPLETED : MigrationPhase.PHASE_ABORTED);
+        } else if (m.getState() == MIGRATION_RUNNING && !m.hasReport() && dice == 5) {
+          report(m, MigrationPhase.PHASE_UNKNOWN);
         }
       }
       if (random.nextInt(6) == 0) {
@@ -617,6 +639,11 @@ class PlannerTest {
           c.live.put(id, downHosts.remove(id));
         }
       }
+    }
+
+    private void report(MigrationRecord m, MigrationPhase outcome) {
+      c.migrations.put(m.getId(), m.toBuilder().setPhase(outcome).setReport(MigrationReport.newBuilder()
+          .setMigrationId(m.getId()).setPhase(outcome).setReason("reported " + outcome)).build());
     }
 
     /** The cutover multi-op: the VM moves to the target with its epoch + 1, the migration records the op. */
@@ -634,7 +661,7 @@ class PlannerTest {
       Set<String> admittedIds = new HashSet<>(admitted(actions));
       for (MigrationRecord m : view.migrations().values()) {
         boolean counts = admittedIds.contains(m.getId())
-            || m.getState() == MIGRATION_RUNNING && view.isUp(m.getSourceHost());
+            || m.getState() == MIGRATION_RUNNING && (view.isUp(m.getSourceHost()) || m.hasReport());
         if (counts) {
           out.merge(m.getSourceHost(), 1, Integer::sum);
           in.merge(m.getTargetHost(), 1, Integer::sum);
@@ -663,6 +690,8 @@ class PlannerTest {
           legal = m.getState() == MIGRATION_QUEUED && m.getCancelRequested();
         } else if (a instanceof Complete) {
           legal = !m.getCommitOpId().isEmpty() && ClusterView.isActive(m);
+        } else if (a instanceof Settle x) {
+          legal = m.hasReport() && MigrationStates.canMove(m.getState(), x.to(), !m.getCommitOpId().isEmpty());
         } else {
           legal = m.getCommitOpId().isEmpty() && ClusterView.isActive(m) && !((Abort) a).reason().contains(" free, ");
         }
@@ -691,6 +720,8 @@ class PlannerTest {
           setState(x.migrationId(), MIGRATION_CANCELLED);
         } else if (a instanceof Complete x) {
           setState(x.migrationId(), MIGRATION_COMPLETED);
+        } else if (a instanceof Settle x) {
+          setState(x.migrationId(), x.to());
         } else if (a instanceof ClearVmMigration x) {
           c.vms.computeIfPresent(x.vm(), (k, v) -> v.getCurrentMigration().equals(x.migrationId())
               ? v.toBuilder().setCurrentMigration("").build() : v);

@@ -1,5 +1,7 @@
 package dev.ferry.cluster.model;
 
+import dev.ferry.proto.MigrationPhase;
+import dev.ferry.proto.MigrationRecord;
 import dev.ferry.proto.MigrationState;
 
 /**
@@ -21,6 +23,13 @@ import dev.ferry.proto.MigrationState;
  * the flag. Once committed, the commit is the truth: the record can only end COMPLETED, whatever
  * an agent reports afterwards. UNKNOWN means nobody could read the commit's outcome back; the
  * guest stays paused until the record says committed (COMPLETED) or not (ABORTED).
+ *
+ * <p>Who writes what: only the coordinator writes {@code state} (with {@code reason},
+ * {@code started_ms}, {@code ended_ms}), always through {@link #move}; the source agent writes
+ * {@code phase}, {@code progress} and, once, its {@code report}, and the coordinator settles the
+ * state from that report ({@link #reported}, {@link #settle}). A source that refuses to go on
+ * (a stale epoch, a cancel won the race at the commit) marks {@code phase} ABORTED: that changes
+ * the record's version, so no commit can land afterwards, and {@link #sourceMayProceed} is false.
  */
 public final class MigrationStates {
 
@@ -77,5 +86,44 @@ public final class MigrationStates {
   public static boolean isActive(MigrationState state) {
     return state == MigrationState.MIGRATION_QUEUED || state == MigrationState.MIGRATION_RUNNING
         || state == MigrationState.MIGRATION_UNKNOWN;
+  }
+
+  /** The state the source's outcome asks for. */
+  public static MigrationState reported(MigrationPhase outcome) {
+    return switch (outcome) {
+      case PHASE_COMPLETED -> MigrationState.MIGRATION_COMPLETED;
+      case PHASE_CANCELLED -> MigrationState.MIGRATION_CANCELLED;
+      case PHASE_UNKNOWN -> MigrationState.MIGRATION_UNKNOWN;
+      default -> MigrationState.MIGRATION_ABORTED;
+    };
+  }
+
+  /**
+   * {@code m} moved to {@code to} with {@code reason}, stamped {@code nowMillis} if that ends it;
+   * {@code m} itself if the move is not legal (so a stale decision never writes). A completed
+   * migration keeps the reason it already has.
+   */
+  public static MigrationRecord move(MigrationRecord m, MigrationState to, String reason, long nowMillis) {
+    boolean committed = !m.getCommitOpId().isEmpty();
+    if (!canMove(m.getState(), to, committed)) {
+      return m;
+    }
+    MigrationRecord.Builder b = m.toBuilder().setState(to);
+    if (to == MigrationState.MIGRATION_RUNNING) {
+      b.setStartedMs(nowMillis);
+    }
+    if (isTerminal(to)) {
+      b.setEndedMs(nowMillis);
+    }
+    if (reason != null && !reason.isEmpty() && (to != MigrationState.MIGRATION_COMPLETED || m.getReason().isEmpty())) {
+      b.setReason(reason);
+    }
+    return b.build();
+  }
+
+  /** True while the source may still start or commit {@code m}: running, not refused, nothing reported yet (a requested cancel is the source's to act on). */
+  public static boolean sourceMayProceed(MigrationRecord m) {
+    return m.getState() == MigrationState.MIGRATION_RUNNING && m.getCommitOpId().isEmpty() && !m.hasReport()
+        && m.getPhase() != MigrationPhase.PHASE_ABORTED;
   }
 }

@@ -62,6 +62,53 @@ class MigrationStatesTest {
   }
 
   @Test
+  void moveWritesOnlyLegalMovesAndStampsTheEnd() {
+    dev.ferry.proto.MigrationRecord queued = dev.ferry.proto.MigrationRecord.newBuilder().setId("m-1")
+        .setState(MIGRATION_QUEUED).build();
+    dev.ferry.proto.MigrationRecord running = MigrationStates.move(queued, MIGRATION_RUNNING, "", 10);
+    assertEquals(MIGRATION_RUNNING, running.getState());
+    assertEquals(10, running.getStartedMs());
+    assertEquals(0, running.getEndedMs());
+    // Not committed: it cannot complete; the record comes back unchanged (nothing to write).
+    assertEquals(running, MigrationStates.move(running, MIGRATION_COMPLETED, "done", 20));
+    dev.ferry.proto.MigrationRecord aborted = MigrationStates.move(running, MIGRATION_ABORTED, "target down", 30);
+    assertEquals(MIGRATION_ABORTED, aborted.getState());
+    assertEquals("target down", aborted.getReason());
+    assertEquals(30, aborted.getEndedMs());
+    assertEquals(aborted, MigrationStates.move(aborted, MIGRATION_RUNNING, "again", 40), "terminal stays terminal");
+    dev.ferry.proto.MigrationRecord committed = running.toBuilder().setCommitOpId("op-1").setReason("first").build();
+    dev.ferry.proto.MigrationRecord completed = MigrationStates.move(committed, MIGRATION_COMPLETED, "second", 50);
+    assertEquals(MIGRATION_COMPLETED, completed.getState());
+    assertEquals("first", completed.getReason(), "a completed migration keeps the reason it had");
+    assertEquals(committed, MigrationStates.move(committed, MIGRATION_ABORTED, "late abort", 60),
+        "a committed migration never aborts");
+  }
+
+  @Test
+  void theSourceMayProceedOnlyOnAnOpenRunningRecord() {
+    dev.ferry.proto.MigrationRecord running = dev.ferry.proto.MigrationRecord.newBuilder().setId("m-1")
+        .setState(MIGRATION_RUNNING).build();
+    assertTrue(MigrationStates.sourceMayProceed(running));
+    assertFalse(MigrationStates.sourceMayProceed(running.toBuilder().setState(MIGRATION_QUEUED).build()));
+    assertFalse(MigrationStates.sourceMayProceed(running.toBuilder().setCommitOpId("op").build()));
+    assertFalse(MigrationStates.sourceMayProceed(running.toBuilder()
+        .setPhase(dev.ferry.proto.MigrationPhase.PHASE_ABORTED).build()), "refused by the source");
+    assertFalse(MigrationStates.sourceMayProceed(running.toBuilder()
+        .setReport(dev.ferry.proto.MigrationReport.getDefaultInstance()).build()), "already reported");
+  }
+
+  @Test
+  void aReportedOutcomeNamesItsState() {
+    assertEquals(MIGRATION_COMPLETED, MigrationStates.reported(dev.ferry.proto.MigrationPhase.PHASE_COMPLETED));
+    assertEquals(MIGRATION_CANCELLED, MigrationStates.reported(dev.ferry.proto.MigrationPhase.PHASE_CANCELLED));
+    assertEquals(MIGRATION_UNKNOWN, MigrationStates.reported(dev.ferry.proto.MigrationPhase.PHASE_UNKNOWN));
+    for (dev.ferry.proto.MigrationPhase other : List.of(dev.ferry.proto.MigrationPhase.PHASE_ABORTED,
+        dev.ferry.proto.MigrationPhase.PHASE_PRECOPY, dev.ferry.proto.MigrationPhase.PHASE_CUTOVER)) {
+      assertEquals(MIGRATION_ABORTED, MigrationStates.reported(other), other.toString());
+    }
+  }
+
+  @Test
   void everyMoveMatchesTheTable() {
     Set<String> legal = new TreeSet<>();
     int checked = 0;

@@ -345,12 +345,6 @@ public final class ClusterMember implements AutoCloseable {
     List<MigrationRecord> migrationRecords = read(migrations, Records::migration);
     Map<String, String> guests = local.guestStates();
     Set<String> outgoing = local.outgoingMigrations();
-    Set<String> migratingVms = ConcurrentHashMap.newKeySet();
-    for (MigrationRecord m : migrationRecords) {
-      if (m.getState() == MigrationState.MIGRATION_RUNNING || m.getState() == MigrationState.MIGRATION_QUEUED) {
-        migratingVms.add(m.getVm());
-      }
-    }
     Map<String, MigrationRecord> byId = new java.util.HashMap<>();
     migrationRecords.forEach(m -> byId.put(m.getId(), m));
     // Every VM node, readable or not: a record this Ferry cannot read (a newer format) is no
@@ -359,7 +353,7 @@ public final class ClusterMember implements AutoCloseable {
     vms.stream().map(ChildData::getPath).filter(p -> !p.equals(ZkPaths.VMS))
         .forEach(p -> known.add(p.substring(p.lastIndexOf('/') + 1)));
     for (VmRecord vm : vmRecords) {
-      reconcileVm(vm, guests, migratingVms, byId);
+      reconcileVm(vm, guests, byId);
     }
     if (vmsLoaded) {
       guests.forEach((name, state) -> {
@@ -373,9 +367,11 @@ public final class ClusterMember implements AutoCloseable {
     }
   }
 
-  private void reconcileVm(VmRecord vm, Map<String, String> guests, Set<String> migratingVms,
-      Map<String, MigrationRecord> migrationsById) {
+  private void reconcileVm(VmRecord vm, Map<String, String> guests, Map<String, MigrationRecord> migrationsById) {
     String name = vm.getSpec().getName();
+    // The VM record says whether it is migrating (set at migrate, cleared by the coordinator once
+    // the migration has ended): guests of a migrating VM are the migration's to move, not ours.
+    boolean migrating = !vm.getCurrentMigration().isEmpty();
     long seen = epochSeen.merge(name, vm.getEpoch(), Math::max);
     if (vm.getEpoch() < seen) {
       refuseStale("VM " + name, vm.getEpoch(), seen);
@@ -396,14 +392,14 @@ public final class ClusterMember implements AutoCloseable {
       return;
     }
     if (!mine) {
-      if ("running".equals(state) && !migratingVms.contains(name)) {
+      if ("running".equals(state) && !migrating) {
         // Ownership moved on without us (a migration committed, or an operator's move): step aside.
         local.destroyGuest(name, "VM " + name + " is owned by " + vm.getOwnerHost() + " at epoch " + vm.getEpoch());
       }
       return;
     }
     String bootKey = name + "@" + vm.getEpoch() + "@" + vm.getCheckpoint();
-    if (vm.getDesiredPower() == PowerState.POWER_RUNNING && state == null && !migratingVms.contains(name)
+    if (vm.getDesiredPower() == PowerState.POWER_RUNNING && state == null && !migrating
         && !bootFailed.contains(bootKey)) {
       try {
         local.bootGuest(vm.getSpec(), vm.getEpoch(), vm.getCheckpoint());
@@ -431,7 +427,7 @@ public final class ClusterMember implements AutoCloseable {
         LOG.warn("host {}: VM {} runs here without its lease: {}", local.hostId(), name, e.getMessage());
       }
     }
-    if (vm.getDesiredPower() == PowerState.POWER_SUSPENDED && "running".equals(state) && !migratingVms.contains(name)) {
+    if (vm.getDesiredPower() == PowerState.POWER_SUSPENDED && "running".equals(state) && !migrating) {
       try {
         String checkpoint = local.suspendGuest(name, vm.getEpoch());
         suspendedHere.put(name, vm.getEpoch());
@@ -469,7 +465,8 @@ public final class ClusterMember implements AutoCloseable {
       finished.remove(m.getId()); // the cache shows it over: nothing can restart it any more
     }
     boolean source = m.getSourceHost().equals(local.hostId());
-    if (m.getState() == MigrationState.MIGRATION_RUNNING && source && m.getCommitOpId().isEmpty()) {
+    if (source && (outgoing.contains(m.getId()) ? m.getState() == MigrationState.MIGRATION_RUNNING
+        && m.getCommitOpId().isEmpty() : MigrationStates.sourceMayProceed(m))) {
       if (outgoing.contains(m.getId())) {
         if (m.getCancelRequested()) {
           local.cancelOutgoing(m.getId(), "cancelled by the operator");
@@ -482,9 +479,8 @@ public final class ClusterMember implements AutoCloseable {
           refuseStale("migration " + m.getId(), m.getVmEpoch(), seen);
           String reason = "refused by " + local.hostId() + ": it carries VM epoch " + m.getVmEpoch()
               + ", older than epoch " + seen + " seen there";
-          updateMigration(m.getId(), r -> r.getState() == MigrationState.MIGRATION_RUNNING && r.getCommitOpId().isEmpty()
-              ? r.toBuilder().setState(MigrationState.MIGRATION_ABORTED).setReason(reason)
-                  .setEndedMs(System.currentTimeMillis()).build() : r);
+          finished.add(m.getId());
+          reportOutcome(m.getId(), refusal(m.getId(), reason));
           return;
         }
         startOutgoing(m);
@@ -497,7 +493,9 @@ public final class ClusterMember implements AutoCloseable {
         LOG.info("migration {}: the commit is recorded; resuming {} here", m.getId(), m.getVm());
         epochSeen.merge(m.getVm(), m.getVmEpoch() + 1, Math::max);
         waiting.resumeCommitted(m.getVmEpoch() + 1);
-      } else if (m.getState() != MigrationState.MIGRATION_RUNNING) {
+      } else if (m.getState() != MigrationState.MIGRATION_RUNNING || m.getPhase() == MigrationPhase.PHASE_ABORTED) {
+        // Ended by the coordinator, or refused by the source after a version-checked look: either
+        // way no commit can land any more. (A report of UNKNOWN is not enough: the records decide.)
         undecided.remove(m.getId());
         waiting.discard("the migration ended " + m.getState() + " without a commit");
       }
@@ -522,7 +520,8 @@ public final class ClusterMember implements AutoCloseable {
     try {
       target = Records.host(ZkPaths.host(m.getTargetHost()), zk.getData().forPath(ZkPaths.host(m.getTargetHost())));
     } catch (KeeperException.NoNodeException e) {
-      finishMigration(m.getId(), MigrationState.MIGRATION_ABORTED, "target host " + m.getTargetHost() + " is down", null);
+      finished.add(m.getId());
+      reportOutcome(m.getId(), refusal(m.getId(), "target host " + m.getTargetHost() + " is down"));
       return;
     } catch (Exception e) {
       LOG.warn("migration {}: cannot read target host {}: {}", m.getId(), m.getTargetHost(), e.toString());
@@ -554,8 +553,8 @@ public final class ClusterMember implements AutoCloseable {
     if (closed) {
       return;
     }
-    loop.execute(() -> updateMigration(migrationId, m -> m.getState() == MigrationState.MIGRATION_RUNNING
-        && m.getCommitOpId().isEmpty() ? m.toBuilder().setProgress(progress).setPhase(progress.getPhase()).build() : m));
+    loop.execute(() -> updateMigration(migrationId, m -> MigrationStates.sourceMayProceed(m)
+        ? m.toBuilder().setProgress(progress).setPhase(progress.getPhase()).build() : m));
   }
 
   private void reportOutcome(String migrationId, MigrationReport report) {
@@ -567,37 +566,23 @@ public final class ClusterMember implements AutoCloseable {
 
   /** Writes an outcome; one that could not be written (ZooKeeper unreachable) is retried by the reconciler. */
   private void writeOutcome(String migrationId, MigrationReport report) {
-    MigrationState state = switch (report.getPhase()) {
-      case PHASE_COMPLETED -> MigrationState.MIGRATION_COMPLETED;
-      case PHASE_CANCELLED -> MigrationState.MIGRATION_CANCELLED;
-      case PHASE_UNKNOWN -> MigrationState.MIGRATION_UNKNOWN;
-      default -> MigrationState.MIGRATION_ABORTED;
-    };
-    if (finishMigration(migrationId, state, report.getReason(), report)) {
+    if (writeReport(migrationId, report)) {
       pendingOutcomes.remove(migrationId, report);
     }
   }
 
-  /** True once the record holds the outcome (or is gone). */
-  private boolean finishMigration(String migrationId, MigrationState state, String reason, MigrationReport report) {
-    return updateMigration(migrationId, m -> {
-      // The record's state machine decides (a committed migration is complete whatever the source saw).
-      MigrationState next = MigrationStates.settle(m.getState(), state, !m.getCommitOpId().isEmpty());
-      MigrationRecord.Builder b = m.toBuilder();
-      if (next != m.getState()) {
-        b.setState(next);
-        if (MigrationStates.isTerminal(next)) {
-          b.setEndedMs(System.currentTimeMillis());
-        }
-        if (m.getReason().isEmpty() || next != MigrationState.MIGRATION_COMPLETED) {
-          b.setReason(reason);
-        }
-      }
-      if (report != null && !m.hasReport()) {
-        b.setReport(report).setPhase(report.getPhase());
-      }
-      return b.build();
-    });
+  private static MigrationReport refusal(String migrationId, String reason) {
+    return MigrationReport.newBuilder().setMigrationId(migrationId).setPhase(MigrationPhase.PHASE_ABORTED)
+        .setReason(reason).build();
+  }
+
+  /**
+   * True once the record holds the source's report (or is gone). The source writes only its
+   * report and phase; the coordinator settles the record's state from them (MigrationStates).
+   */
+  private boolean writeReport(String migrationId, MigrationReport report) {
+    return updateMigration(migrationId, m -> m.hasReport() ? m
+        : m.toBuilder().setReport(report).setPhase(report.getPhase()).build());
   }
 
   // --- Target side -------------------------------------------------------------------------------
@@ -616,7 +601,7 @@ public final class ClusterMember implements AutoCloseable {
     if (!m.getTargetHost().equals(local.hostId())) {
       throw new TargetMigration.Refused("migration " + migrationId + " goes to " + m.getTargetHost() + ", not here");
     }
-    if (m.getState() != MigrationState.MIGRATION_RUNNING || m.getCancelRequested()) {
+    if (!MigrationStates.sourceMayProceed(m) || m.getCancelRequested()) {
       throw new TargetMigration.Refused("migration " + migrationId + " is " + m.getState()
           + (m.getCancelRequested() ? " (cancel requested)" : ""));
     }

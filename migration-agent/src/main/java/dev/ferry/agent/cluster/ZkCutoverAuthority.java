@@ -1,6 +1,7 @@
 package dev.ferry.agent.cluster;
 
 import dev.ferry.cluster.model.ZkPaths;
+import dev.ferry.cluster.model.MigrationStates;
 import dev.ferry.cluster.model.Records;
 
 import dev.ferry.engine.precopy.CutoverAuthority;
@@ -181,8 +182,9 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
     if (m.getCancelRequested()) {
       return Result.refused("cancelled by the operator before the commit");
     }
-    if (m.getState() != MigrationState.MIGRATION_RUNNING) {
-      return Result.refused("the migration is " + m.getState() + " in the cluster record");
+    if (!MigrationStates.sourceMayProceed(m)) {
+      return Result.refused("the migration is " + m.getState()
+          + (m.getPhase() == MigrationPhase.PHASE_ABORTED ? " and refused" : "") + " in the cluster record");
     }
     if (!vm.getOwnerHost().equals(sourceHost) || vm.getEpoch() != m.getVmEpoch()) {
       return Result.refused("the VM " + vm.getSpec().getName() + " is owned by " + vm.getOwnerHost() + " at epoch "
@@ -212,7 +214,7 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
         if (!m.getCommitOpId().isEmpty()) {
           return Result.unknown("another commit " + m.getCommitOpId() + " is recorded");
         }
-        if (m.getCancelRequested() || m.getState() != MigrationState.MIGRATION_RUNNING) {
+        if (m.getCancelRequested() || !MigrationStates.sourceMayProceed(m)) {
           return refuse(migrationId, m.getCancelRequested() ? "cancelled by the operator before the commit"
               : "the migration is " + m.getState() + " in the cluster record");
         }
@@ -237,12 +239,13 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
         if (!m.getCommitOpId().isEmpty()) {
           return Result.unknown("a commit " + m.getCommitOpId() + " is recorded after all");
         }
-        if (m.getState() != MigrationState.MIGRATION_RUNNING) {
-          return Result.refused(reason); // already closed: nobody can commit it
+        if (!MigrationStates.sourceMayProceed(m)) {
+          return Result.refused(reason); // already closed or refused: nobody can commit it
         }
+        // The source's own field: the version changes, so a commit still being retried cannot
+        // land; the coordinator settles the state from the report the source writes next.
         zk.setData().withVersion(stat.getVersion()).forPath(ZkPaths.migration(migrationId), Records.bytes(
-            m.toBuilder().setState(MigrationState.MIGRATION_ABORTED).setReason(reason)
-                .setEndedMs(System.currentTimeMillis()).build()));
+            m.toBuilder().setPhase(MigrationPhase.PHASE_ABORTED).build()));
         return Result.refused(reason);
       } catch (KeeperException.BadVersionException e) {
         // changed meanwhile: look again
