@@ -86,6 +86,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   private final AgentConfig config;
   private final Clock clock;
+  /** Test fault injection from -Dferry.failpoint (nothing set in production). */
+  private final MigrationFailpoints failpoints = MigrationFailpoints.fromSystemProperty();
   private final Map<String, Entry> guests = new ConcurrentHashMap<>();
   private final Map<String, Outgoing> outgoing = new ConcurrentHashMap<>();
   private final AtomicInteger incoming = new AtomicInteger();
@@ -444,7 +446,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       NettyMigrationLink link = NettyMigrationLink.connect(transport, target, entry.guest.memory(),
           settings.bandwidthBytesPerSecond(), CONNECT_TIMEOUT_MILLIS);
       SourceMigration migration = new SourceMigration(id, hostId(), entry.guest, link, settings, clock, progress,
-          MigrationFailpoints.NONE, secret, authority);
+          failpoints, secret, authority);
       handle.engine = migration;
       if (handle.cancelReason != null) {
         migration.cancel(handle.cancelReason);

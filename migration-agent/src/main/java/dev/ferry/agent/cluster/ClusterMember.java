@@ -120,8 +120,8 @@ public final class ClusterMember implements AutoCloseable {
    */
   private static final long COMMIT_WATCH_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(25);
   /** Test failpoint: this host ignores its watch when confirming a commit and always reads. */
-  static final String FAILPOINT_COMMIT_WATCH_BLIND = "commit-watch-blind";
-  private final boolean commitWatchBlind = ZkCutoverAuthority.failpointSet(FAILPOINT_COMMIT_WATCH_BLIND);
+  private final boolean commitWatchBlind = dev.ferry.engine.precopy.MigrationFailpoints.fromSystemProperty()
+      .isSet(dev.ferry.engine.precopy.MigrationFailpoints.Point.COMMIT_WATCH_BLIND);
   private final Set<String> refusedStale = ConcurrentHashMap.newKeySet();
   /** Outgoing migrations this host ran to an end: a lagging cache must not start them again. */
   private final Set<String> finished = ConcurrentHashMap.newKeySet();

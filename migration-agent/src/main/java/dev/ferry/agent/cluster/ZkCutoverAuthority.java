@@ -5,6 +5,7 @@ import dev.ferry.cluster.model.MigrationStates;
 import dev.ferry.cluster.model.Records;
 
 import dev.ferry.engine.precopy.CutoverAuthority;
+import dev.ferry.engine.precopy.MigrationFailpoints;
 import dev.ferry.proto.MigrationPhase;
 import dev.ferry.proto.MigrationRecord;
 import dev.ferry.proto.MigrationState;
@@ -35,12 +36,10 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
   private static final int ATTEMPTS_MAX = 8;
   private static final long READ_BACK_MILLIS_MAX = 20_000;
 
-  /** Test-only fault injection: after a commit lands, replay it as a retry after a connection loss would. */
-  public static final String FAILPOINT_DUPLICATE_COMMIT = "commit-duplicate";
-
   private final CuratorFramework zk;
   private final String sourceHost;
-  private final String failpoint;
+  /** Test fault injection (-Dferry.failpoint=commit-duplicate replays a landed commit); none in production. */
+  private final MigrationFailpoints failpoints = MigrationFailpoints.fromSystemProperty();
 
   private final long expectedCostMillis;
 
@@ -48,24 +47,10 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
     this(zk, sourceHost, 0);
   }
 
-  /**
-   * True if the test failpoint {@code name} is in the comma-separated {@code ferry.failpoint}
-   * property (integration tests set it on one agent's JVM; nothing else does).
-   */
-  static boolean failpointSet(String name) {
-    for (String point : System.getProperty("ferry.failpoint", "").split(",")) {
-      if (point.trim().equals(name)) {
-        return true;
-      }
-    }
-    return false;
-  }
-
   /** @param expectedCostMillis what the commit and the target's read-back are expected to take */
   public ZkCutoverAuthority(CuratorFramework zk, String sourceHost, long expectedCostMillis) {
     this.zk = zk;
     this.sourceHost = sourceHost;
-    this.failpoint = failpointSet(FAILPOINT_DUPLICATE_COMMIT) ? FAILPOINT_DUPLICATE_COMMIT : "";
     this.expectedCostMillis = expectedCostMillis;
   }
 
@@ -145,9 +130,9 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
         CuratorOp markMigration = zk.transactionOp().setData().withVersion(migrationStat.getVersion())
             .forPath(ZkPaths.migration(migrationId), Records.bytes(committed));
         zk.transaction().forOperations(checkMigration, checkVm, moveVm, markMigration);
-        if (FAILPOINT_DUPLICATE_COMMIT.equals(failpoint)) {
+        if (failpoints.isSet(MigrationFailpoints.Point.COMMIT_DUPLICATE)) {
           // What a retry after a lost connection does: the same multi again, now with stale versions.
-          LOG.warn("failpoint {}: replaying the commit of {}", failpoint, migrationId);
+          LOG.warn("fail point commit-duplicate: replaying the commit of {}", migrationId);
           zk.transaction().forOperations(checkMigration, checkVm, moveVm, markMigration);
         }
         LOG.info("migration {}: committed in ZooKeeper in {} us: {} now owned by {} at epoch {}", migrationId,
