@@ -98,7 +98,8 @@ public final class MigrationOutput {
           r.getThrottlePercentMax() > 0 ? ", vCPU throttle up to " + r.getThrottlePercentMax() + "%" : "");
       String pause = pauseLine(r);
       if (!pause.isEmpty()) {
-        out.printf(Locale.ROOT, "  %s; setup %d ms%n", pause, r.getSetupMs());
+        out.printf(Locale.ROOT, "  %s%n  setup %d ms (accepted to first page); CPU %.0f ms on the source, %.0f ms on the"
+            + " target%n", pause, r.getSetupMs(), r.getSourceCpuNs() / 1e6, r.getTargetCpuNs() / 1e6);
       }
     } else {
       out.printf(Locale.ROOT, "migration %s %s after %.2f s: %s%n", r.getMigrationId(), Labels.phase(phase),

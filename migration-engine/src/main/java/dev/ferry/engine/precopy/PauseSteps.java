@@ -11,6 +11,11 @@ import java.util.Map;
  * (thread hand-offs, message hops), so the steps add up to the downtime to the microsecond.
  */
 public final class PauseSteps {
+  /**
+   * From the last vCPU step on the source to all its vCPUs stopped: the pause request reaching
+   * them, plus whatever gap the guest's own pacing left after its last step.
+   */
+  public static final String STOP = "stop";
   /** The source sends the last dirty pages and the vCPU state. */
   public static final String FINAL_COPY = "final_copy";
   /** The target checks the page count and checksums and restores the vCPU state. */
@@ -57,7 +62,7 @@ public final class PauseSteps {
     return steps.stream().mapToLong(PauseStep::getMicros).sum();
   }
 
-  /** "final_copy 2.1, target_verify 0.4, ... ms", for logs and summaries. */
+  /** "stop 0.1, final_copy 2.1, target_verify 0.4, ... ms", for logs and summaries. */
   public static String describe(List<PauseStep> steps) {
     StringBuilder b = new StringBuilder();
     for (PauseStep s : steps) {

@@ -78,6 +78,9 @@ public final class SourceMigration {
   private long[] switchover = new long[3];
   private long commitNanos;
   private long committedNanos;
+  private long commitSentNanos;
+  /** The message hops inside the pause (DeviceState, Ready, Commit), for the log; cross-clock, so one host only. */
+  private String hops = "";
   /** The downtime budget as split for this migration (set when the pre-copy starts). */
   private DowntimeBudget budget;
   /** When the migration was accepted (the API or the agent's request); 0: the engine's start. */
@@ -498,6 +501,7 @@ public final class SourceMigration {
     try {
       link.sendControl(Control.newBuilder().setCommit(Commit.newBuilder().setMigrationId(migrationId)
           .setEpoch(decision.epoch())).build());
+      commitSentNanos = clock.nanoTime();
       failpoints.hit(MigrationFailpoints.Point.AFTER_COMMIT_SENT);
       resumed = awaitControl(Control.BodyCase.RESUMED, "the target to resume the guest");
     } catch (LinkException | ProtocolException | MigrationFailure | InterruptedException e) {
@@ -526,14 +530,22 @@ public final class SourceMigration {
     Resumed there = resumed.getResumed();
     report.setTargetFirstStepNanos(awaitFirstStep(there.getResumedNanos()));
     report.setTargetCpuNs(there.getCpuNs());
+    if (there.getReadyNanos() != 0) {
+      hops = String.format(java.util.Locale.ROOT, "; hops (one host's clock): DeviceState %d us, Ready %d us, Commit %d us",
+          (there.getDeviceStateNanos() - switchover[1]) / 1000, (switchover[2] - there.getReadyNanos()) / 1000,
+          (there.getCommitNanos() - commitSentNanos) / 1000);
+    }
     long downtimeNanos = Math.max(0, report.getTargetFirstStepNanos() - report.getSourceLastStepNanos());
-    report.addAllPauseSteps(pauseSteps(downtimeNanos, there, report.getTargetFirstStepNanos()));
+    report.addAllPauseSteps(pauseSteps(downtimeNanos, report.getSourceLastStepNanos(), there,
+        report.getTargetFirstStepNanos()));
     digestIfAsked(report);
   }
 
   /** The pause's steps: the source's own, the target's from its Resumed message, the rest as "other". */
-  private java.util.List<PauseStep> pauseSteps(long downtimeNanos, Resumed there, long targetFirstStepNanos) {
+  private java.util.List<PauseStep> pauseSteps(long downtimeNanos, long sourceLastStepNanos, Resumed there,
+      long targetFirstStepNanos) {
     java.util.Map<String, Long> measured = new java.util.LinkedHashMap<>();
+    measured.put(PauseSteps.STOP, switchover[0] - sourceLastStepNanos);
     measured.put(PauseSteps.FINAL_COPY, switchover[1] - switchover[0]);
     measured.put(PauseSteps.TARGET_VERIFY, there.getVerifyNs());
     measured.put(PauseSteps.COMMIT, committedNanos - commitNanos);
@@ -641,8 +653,8 @@ public final class SourceMigration {
     progress(true);
     MigrationReport built = report.build();
     if (built.getPauseStepsCount() > 0) {
-      LOG.info("migration {}: pause {} us ({}): {}{}; setup {} ms; cpu here {} ms, there {} ms", migrationId,
-          built.getDowntimeNs() / 1000, budget.describe(), PauseSteps.describe(built.getPauseStepsList()),
+      LOG.info("migration {}: pause {} us ({}): {}{}{}; setup {} ms; cpu here {} ms, there {} ms", migrationId,
+          built.getDowntimeNs() / 1000, budget.describe(), PauseSteps.describe(built.getPauseStepsList()), hops,
           built.getOverBudgetUs() > 0 ? "; OVER the budget by " + built.getOverBudgetUs() / 1000.0 + " ms, largest step "
               + built.getLargestPauseStep() : "", built.getSetupMs(), built.getSourceCpuNs() / 1_000_000,
           built.getTargetCpuNs() / 1_000_000);

@@ -361,7 +361,8 @@ public final class TargetMigration {
     if (linkUp) {
       sink.send(Control.newBuilder().setResumed(Resumed.newBuilder().setResumedNanos(guest.resumedNanos())
           .setVerifyNs(readyNanos - deviceStateNanos).setConfirmNs(commitNanos == 0 ? 0 : confirmedNanos - commitNanos)
-          .setConfirmedNanos(confirmedNanos).setCpuNs(cpuNanos)).build());
+          .setConfirmedNanos(confirmedNanos).setCpuNs(cpuNanos).setDeviceStateNanos(deviceStateNanos)
+          .setReadyNanos(readyNanos).setCommitNanos(commitNanos)).build());
       boolean steps = guest.spec().getWorkload().getDirtyRateBytesPerS() > 0;
       reportFirstStep(steps ? clock.nanoTime() + FIRST_STEP_WAIT_NANOS : 0, memoryDigest);
     } else if (memoryDigest != null) {
