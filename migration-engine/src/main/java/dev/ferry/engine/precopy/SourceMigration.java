@@ -499,9 +499,9 @@ public final class SourceMigration {
     }
     Control resumed;
     try {
+      commitSentNanos = clock.nanoTime(); // before the send: the target may read it before this thread runs again
       link.sendControl(Control.newBuilder().setCommit(Commit.newBuilder().setMigrationId(migrationId)
           .setEpoch(decision.epoch())).build());
-      commitSentNanos = clock.nanoTime();
       failpoints.hit(MigrationFailpoints.Point.AFTER_COMMIT_SENT);
       resumed = awaitControl(Control.BodyCase.RESUMED, "the target to resume the guest");
     } catch (LinkException | ProtocolException | MigrationFailure | InterruptedException e) {
