@@ -1,22 +1,18 @@
 package dev.ferry.bench;
 
-import dev.ferry.agent.cli.AgentProcess;
-import dev.ferry.agent.cli.GuestCommand;
 import dev.ferry.common.Json;
 import dev.ferry.common.InvalidConfigException;
 import dev.ferry.common.Sizes;
-import dev.ferry.agent.transport.AgentClient;
 import dev.ferry.agent.transport.NettyTransport;
 import dev.ferry.proto.GuestSpec;
-import dev.ferry.proto.GuestStatus;
 import dev.ferry.proto.MigrationPhase;
 import dev.ferry.proto.MigrationPolicy;
 import dev.ferry.proto.MigrationReport;
+import dev.ferry.proto.PauseStep;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -29,7 +25,10 @@ import picocli.CommandLine.Option;
 /**
  * {@code scripts/bench-migrate}: two agent processes on loopback, one guest migrated from the
  * first to the second, {@code --runs} times, each run next to a plain TCP transfer of the same size
- * measured in the same run. Downtime is the target's first vCPU step minus the source's last (one
+ * measured in the same run. With {@code --cluster} the agents are members of a cluster (ZooKeeper,
+ * a coordinator, two agents, each its own process) and the migration goes through the
+ * coordinator's API as {@code ferry migrate} sends it; {@code --cluster --compare} alternates
+ * standalone and cluster runs. Downtime is the target's first vCPU step minus the source's last (one
  * host, one CLOCK_MONOTONIC); memory identity is proved with whole-memory digests computed outside
  * the pause (the source's after the handover, the target's copy-on-write while the guest runs).
  */
@@ -74,6 +73,13 @@ public final class BenchMigrate implements Callable<Integer> {
   @Option(names = "--netty-baseline", description = "Also measure a bare Netty transfer (no Ferry work) each run.")
   boolean nettyBaseline;
 
+  @Option(names = "--cluster", description = "Migrate through a cluster (ZooKeeper, a coordinator, two agents; each a"
+      + " process) and its API, as ferry migrate does.")
+  boolean cluster;
+
+  @Option(names = "--compare", description = "With --cluster: alternate standalone and cluster runs, and pair them.")
+  boolean compare;
+
   @Option(names = "--json", description = "Print one JSON object per run instead of the table.")
   boolean json;
 
@@ -104,25 +110,38 @@ public final class BenchMigrate implements Callable<Integer> {
       System.err.println("bench-migrate: " + e.getMessage());
       return 2;
     }
+    if (compare && !cluster) {
+      System.err.println("bench-migrate: --compare needs --cluster");
+      return 2;
+    }
     Path dir = workDir != null ? Files.createDirectories(workDir) : Files.createTempDirectory("ferry-bench");
-    List<String> agentArgs = List.of("--transport", transport);
-    try (AgentProcess a = AgentProcess.start("bench-a", dir.resolve("datastore"), dir.resolve("agent-a.log"), agentArgs);
-        AgentProcess b = AgentProcess.start("bench-b", dir.resolve("datastore"), dir.resolve("agent-b.log"), agentArgs);
-        NettyTransport client = NettyTransport.create(NettyTransport.Kind.NIO, 1, "bench-client");
-        TcpBaseline baseline = new TcpBaseline(template.getMemoryBytes());
+    List<Harness> harnesses = new ArrayList<>();
+    try (TcpBaseline baseline = new TcpBaseline(template.getMemoryBytes());
         NettyBaseline netty = nettyBaseline
             ? new NettyBaseline(NettyTransport.Kind.parse(transport), template.getMemoryBytes()) : null) {
-      AgentClient source = new AgentClient(client, a.address());
-      AgentClient target = new AgentClient(client, b.address());
+      if (!cluster || compare) {
+        harnesses.add(new StandaloneHarness(dir, transport));
+      }
+      if (cluster) {
+        harnesses.add(new ClusterHarness(dir.resolve("cluster"), transport));
+      }
+      List<String[]> variants = new ArrayList<>();
+      for (String mode : compression) {
+        for (Harness h : harnesses) {
+          variants.add(new String[] {h.mode(), mode});
+        }
+      }
       if (!json) {
-        out.printf("agents: %s (%s), %s (%s); logs in %s%n", a.hostId(), a.address(), b.hostId(), b.address(), dir);
+        harnesses.forEach(h -> out.println(h.describe()));
         out.println(header());
       }
       List<Json> results = new ArrayList<>();
-      for (int run = -warmup; run < runs * compression.size(); run++) {
-        String mode = compression.get(Math.floorMod(run, compression.size()));
-        MigrationPolicy runPolicy = policy.toBuilder().setCompression(dev.ferry.common.Specs.compressionMode(mode)).build();
-        Json result = runOnce(run, mode, template, runPolicy, source, target, b, baseline, netty);
+      for (int run = -warmup; run < runs * variants.size(); run++) {
+        String[] variant = variants.get(Math.floorMod(run, variants.size()));
+        Harness harness = harnesses.stream().filter(h -> h.mode().equals(variant[0])).findFirst().orElseThrow();
+        MigrationPolicy runPolicy = policy.toBuilder().setCompression(dev.ferry.common.Specs.compressionMode(variant[1]))
+            .build();
+        Json result = runOnce(run, variant[1], template, runPolicy, harness, baseline, netty);
         if (run < 0) {
           continue;
         }
@@ -130,40 +149,44 @@ public final class BenchMigrate implements Callable<Integer> {
         out.println(json ? result.toString() : row(result));
       }
       if (!json) {
-        for (String mode : compression) {
-          List<Json> ofMode = results.stream().filter(r -> mode.equals(r.get("compression"))).toList();
-          out.println((compression.size() > 1 ? "compression " + mode + ": " : "") + summary(ofMode));
+        for (String[] variant : variants) {
+          List<Json> of = results.stream().filter(r -> variant[0].equals(r.get("mode"))
+              && variant[1].equals(r.get("compression"))).toList();
+          out.println((variants.size() > 1 ? variant[0] + (compression.size() > 1 ? ", compression " + variant[1] : "")
+              + ": " : "") + summary(of));
         }
-        if (compression.size() == 2) {
+        if (compression.size() == 2 && harnesses.size() == 1) {
           out.println(paired(results, compression.get(0), compression.get(1)));
+        }
+        if (harnesses.size() == 2 && compression.size() == 1) {
+          out.println(pairedModes(results));
         }
       }
       boolean allIdentical = results.stream().allMatch(r -> Boolean.TRUE.equals(r.get("memory_identical")));
       return allIdentical ? 0 : 1;
+    } finally {
+      for (Harness h : harnesses) {
+        h.close();
+      }
     }
   }
 
-  private Json runOnce(int run, String mode, GuestSpec template, MigrationPolicy policy, AgentClient source,
-      AgentClient target, AgentProcess targetProcess, TcpBaseline baseline, NettyBaseline netty) throws IOException {
+  private Json runOnce(int run, String mode, GuestSpec template, MigrationPolicy policy, Harness harness,
+      TcpBaseline baseline, NettyBaseline netty) throws IOException {
     String name = "bench-" + (run < 0 ? "warmup" + (-run) : String.valueOf(run));
     GuestSpec spec = template.toBuilder().setName(name).build();
-    source.create(spec);
     double baselineRate = baseline.measure(spec.getMemoryBytes());
     double nettyRate = netty == null ? 0 : netty.measure(spec.getMemoryBytes());
-    MigrationReport report = source.migrate(name, targetProcess.address(), policy, p -> { });
+    Harness.Outcome outcome = harness.migrate(spec, policy);
+    MigrationReport report = outcome.report();
     boolean completed = report.getPhase() == MigrationPhase.PHASE_COMPLETED;
-    Boolean identical = null;
-    Boolean sameStep = null;
-    if (completed) {
-      GuestStatus status = target.awaitDigestAtResume(name, Duration.ofSeconds(120));
-      identical = status.getDigestAtResume().equals(report.getSourceDigest());
-      sameStep = status.getVcpuStateAtResume().equals(report.getStateAtPause());
-      target.destroy(name);
-    } else {
-      source.destroy(name);
-    }
     double seconds = report.getTotalNs() / 1e9;
+    Json steps = new Json();
+    for (PauseStep step : report.getPauseStepsList()) {
+      steps.put(step.getName(), round(step.getMicros() / 1000.0));
+    }
     return new Json().put("run", run)
+        .put("mode", harness.mode())
         .put("memory_bytes", spec.getMemoryBytes())
         .put("dirty_rate_bytes_per_s", spec.getWorkload().getDirtyRateBytesPerS())
         .put("content", content)
@@ -173,6 +196,11 @@ public final class BenchMigrate implements Callable<Integer> {
         .put("reason", report.getReason())
         .put("total_ms", round(report.getTotalNs() / 1e6))
         .put("downtime_ms", completed ? round(report.getDowntimeNs() / 1e6) : null)
+        .put("max_downtime_ms", policy.getMaxDowntimeMs())
+        .put("commit_reserve_ms", report.getCommitReserveMs())
+        .put("over_budget_ms", completed ? round(report.getOverBudgetUs() / 1000.0) : null)
+        .put("pause_steps", completed ? steps : null)
+        .put("setup_ms", report.getSetupMs())
         .put("rounds", report.getRounds())
         .put("guest_bytes_sent", report.getGuestBytesSent())
         .put("wire_bytes_sent", report.getWireBytesSent())
@@ -181,10 +209,13 @@ public final class BenchMigrate implements Callable<Integer> {
         .put("pages_lz4", report.getPagesLz4())
         .put("throttle_percent_max", report.getThrottlePercentMax())
         .put("throughput_bytes_per_s", Math.round(report.getGuestBytesSent() / Math.max(seconds, 1e-9)))
+        .put("source_cpu_ms", round(report.getSourceCpuNs() / 1e6))
+        .put("target_cpu_ms", round(report.getTargetCpuNs() / 1e6))
         .put("baseline_tcp_bytes_per_s", Math.round(baselineRate))
+        .put("baseline_cpu_ms", round(baseline.lastCpuNanos() / 1e6))
         .put("baseline_netty_bytes_per_s", netty == null ? null : Math.round(nettyRate))
-        .put("memory_identical", identical)
-        .put("vcpu_continues_from_pause", sameStep);
+        .put("memory_identical", outcome.memoryIdentical())
+        .put("vcpu_continues_from_pause", outcome.vcpuContinues());
   }
 
   private static double round(double v) {
@@ -192,20 +223,24 @@ public final class BenchMigrate implements Callable<Integer> {
   }
 
   private static String header() {
-    return String.format(Locale.ROOT, "%4s %5s %10s %10s %7s %7s %12s %12s %12s %7s %9s",
-        "run", "lz4?", "total ms", "downtime", "rounds", "lz4 pg", "guest sent", "throughput", "tcp base", "ratio",
-        "identical");
+    return String.format(Locale.ROOT, "%4s %10s %5s %10s %10s %7s %7s %12s %12s %12s %7s %8s %8s %8s %8s %9s",
+        "run", "mode", "lz4?", "total ms", "downtime", "rounds", "lz4 pg", "guest sent", "throughput", "tcp base", "ratio",
+        "setup ms", "src cpu", "tgt cpu", "base cpu", "identical");
   }
 
   private static String row(Json r) {
     long throughput = (Long) r.get("throughput_bytes_per_s");
     long base = (Long) r.get("baseline_tcp_bytes_per_s");
     Object downtime = r.get("downtime_ms");
-    return String.format(Locale.ROOT, "%4d %5s %10.1f %10s %7d %7d %12s %12s %12s %7.2f %9s",
-        (Integer) r.get("run"), r.get("compression"), (Double) r.get("total_ms"), downtime == null ? "-" : String.format(Locale.ROOT, "%.2f", (Double) downtime),
+    String line = String.format(Locale.ROOT, "%4d %10s %5s %10.1f %10s %7d %7d %12s %12s %12s %7.2f %8d %8.0f %8.0f %8.0f %9s",
+        (Integer) r.get("run"), r.get("mode"), r.get("compression"), (Double) r.get("total_ms"),
+        downtime == null ? "-" : String.format(Locale.ROOT, "%.2f", (Double) downtime),
         (Integer) r.get("rounds"), (Long) r.get("pages_lz4"), Sizes.formatBytes((Long) r.get("guest_bytes_sent")),
-        Sizes.formatRate(throughput), Sizes.formatRate(base), throughput / (double) base,
+        Sizes.formatRate(throughput), Sizes.formatRate(base), throughput / (double) base, (Long) r.get("setup_ms"),
+        (Double) r.get("source_cpu_ms"), (Double) r.get("target_cpu_ms"), (Double) r.get("baseline_cpu_ms"),
         r.get("memory_identical") == null ? r.get("phase") : r.get("memory_identical"));
+    Object steps = r.get("pause_steps");
+    return steps == null ? line : line + "\n" + " ".repeat(10) + "pause steps (ms): " + steps;
   }
 
   private static String summary(List<Json> results) {
@@ -240,6 +275,61 @@ public final class BenchMigrate implements Callable<Integer> {
         second, first, ratios.stream().map(r -> String.format(Locale.ROOT, "%.2f", r)).toList(), median(values));
   }
 
+  /**
+   * Standalone and cluster compared run by run: each cluster run against the standalone run just
+   * before it (alternating on the same machine, so a slow spell weighs on both sides of a pair).
+   */
+  static String pairedModes(List<Json> results) {
+    List<Double> extra = new ArrayList<>();
+    for (int i = 0; i + 1 < results.size(); i += 2) {
+      Json a = results.get(i);
+      Json b = results.get(i + 1);
+      if ("standalone".equals(a.get("mode")) && "cluster".equals(b.get("mode")) && a.get("downtime_ms") != null
+          && b.get("downtime_ms") != null) {
+        extra.add((Double) b.get("downtime_ms") - (Double) a.get("downtime_ms"));
+      }
+    }
+    return String.format(Locale.ROOT, "paired: downtime cluster - standalone per pair %s ms; median %.2f ms",
+        extra.stream().map(d -> String.format(Locale.ROOT, "%.2f", d)).toList(),
+        median(extra.stream().mapToDouble(Double::doubleValue).toArray()));
+  }
+
+  /** The p-th percentile (nearest rank) of {@code values}. */
+  static double percentile(double[] values, double p) {
+    double[] v = values.clone();
+    Arrays.sort(v);
+    return v.length == 0 ? Double.NaN : v[Math.max(0, (int) Math.ceil(p / 100.0 * v.length) - 1)];
+  }
+
+  /** Downtime percentiles, the budget, setup, CPU and the median of each pause step. */
+  private static String pauseSummary(List<Json> results) {
+    List<Json> done = results.stream().filter(r -> r.get("downtime_ms") != null).toList();
+    if (done.isEmpty()) {
+      return "";
+    }
+    double[] downtime = done.stream().mapToDouble(r -> (Double) r.get("downtime_ms")).toArray();
+    long within = done.stream().filter(r -> (Double) r.get("over_budget_ms") == 0).count();
+    double[] setup = results.stream().mapToDouble(r -> ((Long) r.get("setup_ms")).doubleValue()).toArray();
+    StringBuilder steps = new StringBuilder();
+    Json first = (Json) done.get(0).get("pause_steps");
+    for (String step : List.of("stop", "final_copy", "target_verify", "commit", "confirm", "resume", "other")) {
+      if (first != null && first.get(step) != null) {
+        double[] v = done.stream().map(r -> (Json) r.get("pause_steps")).filter(j -> j != null && j.get(step) != null)
+            .mapToDouble(j -> (Double) j.get(step)).toArray();
+        steps.append(steps.length() == 0 ? "" : ", ").append(step).append(String.format(Locale.ROOT, " %.2f", median(v)));
+      }
+    }
+    return String.format(Locale.ROOT, "%n        downtime p50 %.2f ms, p95 %.2f ms, max %.2f ms; within the %s ms budget"
+            + " in %d of %d (reserve for the commit: median %.0f ms); setup p50 %.0f ms%n        pause steps (median ms):"
+            + " %s%n        CPU per migration (median): source %.0f ms, target %.0f ms; TCP baseline %.0f ms",
+        percentile(downtime, 50), percentile(downtime, 95), percentile(downtime, 100), done.get(0).get("max_downtime_ms"),
+        within, done.size(), median(done.stream().mapToDouble(r -> ((Long) r.get("commit_reserve_ms")).doubleValue())
+            .toArray()), percentile(setup, 50), steps,
+        median(results.stream().mapToDouble(r -> (Double) r.get("source_cpu_ms")).toArray()),
+        median(results.stream().mapToDouble(r -> (Double) r.get("target_cpu_ms")).toArray()),
+        median(results.stream().mapToDouble(r -> (Double) r.get("baseline_cpu_ms")).toArray()));
+  }
+
   private static String summaryCore(List<Json> results) {
     double[] total = results.stream().mapToDouble(r -> (Double) r.get("total_ms")).toArray();
     double[] downtime = results.stream().filter(r -> r.get("downtime_ms") != null)
@@ -251,7 +341,8 @@ public final class BenchMigrate implements Callable<Integer> {
         + " identical in %d of %d runs",
         median(total), downtime.length == 0 ? "-" : String.format(Locale.ROOT, "%.2f", median(downtime)),
         Sizes.formatRate((long) median(throughput)), median(ratio),
-        results.stream().filter(r -> Boolean.TRUE.equals(r.get("memory_identical"))).count(), results.size());
+        results.stream().filter(r -> Boolean.TRUE.equals(r.get("memory_identical"))).count(), results.size())
+        + pauseSummary(results);
   }
 
   static double median(double[] values) {

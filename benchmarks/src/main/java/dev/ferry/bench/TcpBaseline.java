@@ -19,6 +19,7 @@ final class TcpBaseline implements AutoCloseable {
   private static final long BUFFER_BYTES_MAX = 1L << 30;
   private final ByteBuffer source;
   private final ByteBuffer destination;
+  private long lastCpuNanos;
 
   TcpBaseline(long bytes) {
     int size = (int) Math.min(bytes, BUFFER_BYTES_MAX);
@@ -39,6 +40,7 @@ final class TcpBaseline implements AutoCloseable {
     long chunks = bytes / CHUNK_BYTES;
     try (ServerSocketChannel server = ServerSocketChannel.open()) {
       server.bind(new InetSocketAddress("127.0.0.1", 0));
+      long cpuStart = dev.ferry.engine.clock.CpuTime.PROCESS.processNanos();
       long start = System.nanoTime();
       CompletableFuture<Void> sender = CompletableFuture.runAsync(() -> send(server, chunks));
       try (SocketChannel in = server.accept()) {
@@ -53,6 +55,7 @@ final class TcpBaseline implements AutoCloseable {
         }
       }
       sender.get();
+      lastCpuNanos = dev.ferry.engine.clock.CpuTime.PROCESS.processNanos() - cpuStart;
       return chunks * (double) CHUNK_BYTES * 1e9 / (System.nanoTime() - start);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
@@ -60,6 +63,11 @@ final class TcpBaseline implements AutoCloseable {
     } catch (ExecutionException e) {
       throw new IOException("baseline sender failed: " + e.getCause(), e.getCause());
     }
+  }
+
+  /** CPU time (both ends, this process) the last {@link #measure} took. */
+  long lastCpuNanos() {
+    return lastCpuNanos;
   }
 
   private void send(ServerSocketChannel server, long chunks) {

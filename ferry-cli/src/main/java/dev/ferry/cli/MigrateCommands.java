@@ -227,16 +227,33 @@ final class MigrateCommands {
     }
   }
 
-  @Command(name = "show", mixinStandardHelpOptions = true, description = "Print one migration's record as JSON.",
+  @Command(name = "show", mixinStandardHelpOptions = true,
+      description = {"Show one migration: its hosts, state and report, with where its pause went", "(step by step)"
+          + " and the downtime budget's split; --json prints the whole record."},
       exitCodeListHeading = "%nExit codes:%n", exitCodeList = {"0:Success.", "2:Invalid command line.",
           "3:No coordinator could be reached.", "4:No such migration.", "6:Wrong API token."})
   static final class Show extends ClusterCommand {
     @Parameters(paramLabel = "ID")
     String id;
 
+    @Option(names = "--json", description = "Print the record as JSON (the report's pause_steps among it).")
+    boolean json;
+
     @Override
     int run(ApiClient api) throws IOException {
-      out().println(ApiClient.json(api.get("v1/migrations/" + id, MigrationRecord.newBuilder())));
+      MigrationRecord m = api.get("v1/migrations/" + id, MigrationRecord.newBuilder()).build();
+      if (json) {
+        out().println(ApiClient.json(m));
+        return ExitCodes.OK;
+      }
+      out().printf("migration %s: %s from %s to %s, %s%s%n", m.getId(), m.getVm(), m.getSourceHost(), m.getTargetHost(),
+          ListCommands.state(m.getState()), m.getReason().isEmpty() ? "" : " (" + m.getReason() + ")");
+      if (m.hasReport() && m.getReport().getTotalNs() > 0) {
+        new MigrationOutput(out(), false).report(m.getReport());
+      } else if (m.hasProgress()) {
+        out().println(MigrationOutput.progressLine(m.getProgress()));
+      }
+      out().flush();
       return ExitCodes.OK;
     }
   }

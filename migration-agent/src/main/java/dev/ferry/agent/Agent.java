@@ -396,11 +396,12 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   }
 
   private void migrate(MigrateGuest request, ReplySink replies) {
+    long acceptedNanos = clock.nanoTime();
     MigrationSettings settings = MigrationSettings.from(request.getPolicy());
     InetSocketAddress target = Addresses.parse("target_address", request.getTargetAddress());
     String id = request.getMigrationId().isEmpty() ? "m-" + UUID.randomUUID().toString().substring(0, 8)
         : request.getMigrationId();
-    startOutgoing(id, request.getGuest(), target, settings, null, CutoverAuthority.LOCAL,
+    startOutgoing(id, request.getGuest(), target, settings, null, CutoverAuthority.LOCAL, acceptedNanos,
         progress -> replies.send(AgentReply.newBuilder().setProgress(progress).build()),
         report -> {
           replies.send(AgentReply.newBuilder().setReport(report).build());
@@ -413,7 +414,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
    * report goes to {@code done}. Throws if the guest cannot leave now (not running, limit reached).
    */
   private void startOutgoing(String id, String name, InetSocketAddress target, MigrationSettings settings,
-      byte[] secret, CutoverAuthority authority, SourceMigration.Listener progress, Consumer<MigrationReport> done) {
+      byte[] secret, CutoverAuthority authority, long acceptedNanos, SourceMigration.Listener progress,
+      Consumer<MigrationReport> done) {
     Entry entry;
     Outgoing handle;
     synchronized (this) {
@@ -429,7 +431,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
         throw new IllegalStateException("a migration named " + id + " already runs");
       }
       entry.state = "migrating-out";
-      Thread thread = new Thread(() -> runMigration(id, entry, target, settings, secret, authority, progress, done),
+      Thread thread = new Thread(() -> runMigration(id, entry, target, settings, secret, authority, acceptedNanos,
+          progress, done),
           "migrate-" + id);
       thread.setDaemon(true);
       handle = new Outgoing(thread);
@@ -439,14 +442,16 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   }
 
   private void runMigration(String id, Entry entry, InetSocketAddress target, MigrationSettings settings,
-      byte[] secret, CutoverAuthority authority, SourceMigration.Listener progress, Consumer<MigrationReport> done) {
+      byte[] secret, CutoverAuthority authority, long acceptedNanos, SourceMigration.Listener progress,
+      Consumer<MigrationReport> done) {
     MigrationReport report;
     Outgoing handle = outgoing.get(id);
     try {
       NettyMigrationLink link = NettyMigrationLink.connect(transport, target, entry.guest.memory(),
           settings.bandwidthBytesPerSecond(), CONNECT_TIMEOUT_MILLIS);
       SourceMigration migration = new SourceMigration(id, hostId(), entry.guest, link, settings, clock, progress,
-          failpoints, secret, authority);
+          failpoints, secret, authority).acceptedAt(acceptedNanos)
+          .measuringCpu(dev.ferry.engine.clock.CpuTime.PROCESS);
       handle.engine = migration;
       if (handle.cancelReason != null) {
         migration.cancel(handle.cancelReason);
@@ -665,8 +670,11 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   public boolean startOutgoing(dev.ferry.proto.MigrationRecord m, InetSocketAddress target, CutoverAuthority authority,
       SourceMigration.Listener progress, Consumer<MigrationReport> done) {
     try {
+      // setup_ms counts from the API's acceptance (the record's creation, on the coordinator's wall clock).
+      long sinceCreatedNanos = m.getCreatedMs() == 0 ? 0
+          : Math.max(0, System.currentTimeMillis() - m.getCreatedMs()) * 1_000_000L;
       startOutgoing(m.getId(), m.getVm(), target, MigrationSettings.from(m.getPolicy()), m.getSecret().toByteArray(),
-          authority, progress, done);
+          authority, clock.nanoTime() - sinceCreatedNanos, progress, done);
       return true;
     } catch (IllegalStateException | InvalidConfigException e) {
       done.accept(MigrationReport.newBuilder().setMigrationId(m.getId()).setPhase(MigrationPhase.PHASE_ABORTED)

@@ -61,6 +61,10 @@ public final class ClusterMember implements AutoCloseable {
   private static final long PROGRESS_EVERY_NANOS = 1_000_000_000L;
   private static final int ROUND_TRIP_SAMPLES = 15;
   private final java.util.ArrayDeque<Long> roundTripsNanos = new java.util.ArrayDeque<>();
+  /** Recent commits' cost inside the pause (the multi-op and the target's confirmation): the budget's reserve. */
+  private final dev.ferry.engine.precopy.CommitCostHistory commitCosts = new dev.ferry.engine.precopy.CommitCostHistory();
+  /** The reserve before any commit or round trip was measured. */
+  static final long SWITCHOVER_RESERVE_MILLIS_DEFAULT = 10;
 
   /** What the member needs from its agent. */
   public interface Local {
@@ -257,15 +261,35 @@ public final class ClusterMember implements AutoCloseable {
   }
 
   /**
-   * What a cutover adds to the pause, from recent ZooKeeper round trips: the commit's multi-op,
-   * then the target's sync and read: three round trips, each taken as the median recent one.
+   * What a cutover adds to the pause: the median of the last commits from this agent (the
+   * commit's multi-op plus the target's confirmation, as their pause steps measured them); before
+   * any, three ZooKeeper round trips (the multi-op, then the target's sync and read), each the
+   * median recent one; before any of those, {@value #SWITCHOVER_RESERVE_MILLIS_DEFAULT} ms.
    */
   long switchoverCostMillis() {
     long[] samples;
     synchronized (roundTripsNanos) {
       samples = roundTripsNanos.stream().mapToLong(Long::longValue).sorted().toArray();
     }
-    return samples.length == 0 ? 0 : 3 * samples[samples.length / 2] / 1_000_000L;
+    long estimate = samples.length == 0 ? SWITCHOVER_RESERVE_MILLIS_DEFAULT
+        : Math.max(1, (3 * samples[samples.length / 2] + 999_999) / 1_000_000L);
+    return commitCosts.reserveMillis(estimate);
+  }
+
+  /** Learns the cost of a completed migration's commit for the next budget split. */
+  private void learnCommitCost(MigrationReport report) {
+    long commit = -1;
+    long confirm = -1;
+    for (dev.ferry.proto.PauseStep step : report.getPauseStepsList()) {
+      if (step.getName().equals(dev.ferry.engine.precopy.PauseSteps.COMMIT)) {
+        commit = step.getMicros();
+      } else if (step.getName().equals(dev.ferry.engine.precopy.PauseSteps.CONFIRM)) {
+        confirm = step.getMicros();
+      }
+    }
+    if (report.getPhase() == MigrationPhase.PHASE_COMPLETED && commit >= 0 && confirm >= 0) {
+      commitCosts.record(commit, confirm);
+    }
   }
 
   private void sampleRoundTrip() {
@@ -558,6 +582,7 @@ public final class ClusterMember implements AutoCloseable {
   }
 
   private void reportOutcome(String migrationId, MigrationReport report) {
+    learnCommitCost(report);
     finished.add(migrationId);
     progressWrittenNanos.remove(migrationId);
     pendingOutcomes.put(migrationId, report);

@@ -302,31 +302,58 @@ public final class Guest {
    * migration target resumes the guest first and starts the reading once the vCPUs run, so the
    * digest never competes with the guest's first steps for a CPU.
    */
-  public synchronized PendingDigest beginSnapshotDigest() {
-    requireState(State.PAUSED, "start a snapshot digest");
-    SnapshotDigest digest = new SnapshotDigest(memory);
-    if (!memory.installSnapshot(digest)) {
-      throw new IllegalStateException("a snapshot digest of " + name() + " is already running");
-    }
-    memory.retain();
-    return new PendingDigest(digest, memory, "digest-" + name());
+  public PendingDigest beginSnapshotDigest() {
+    PendingDigest pending = prepareSnapshotDigest();
+    pending.install();
+    return pending;
   }
 
-  /** A digest whose instant is fixed; {@link #start()} reads memory on a background thread. */
+  /**
+   * Allocates a digest's bookkeeping (a word per page) without fixing its instant: a migration
+   * target does this before the pause, so that inside it {@link PendingDigest#install()} costs
+   * only a pointer store.
+   */
+  public PendingDigest prepareSnapshotDigest() {
+    requireNotDestroyed("prepare a snapshot digest");
+    return new PendingDigest(this, new SnapshotDigest(memory), memory, "digest-" + name());
+  }
+
+  /**
+   * A digest of memory at one instant: {@link #install()} fixes the instant (copy-on-write from
+   * then on), {@link #start()} reads memory on a background thread, {@link #cancel()} drops it.
+   */
   public static final class PendingDigest {
+    private final Guest guest;
     private final SnapshotDigest digest;
     private final GuestMemory memory;
     private final String threadName;
+    private boolean installed;
     private boolean started;
 
-    private PendingDigest(SnapshotDigest digest, GuestMemory memory, String threadName) {
+    private PendingDigest(Guest guest, SnapshotDigest digest, GuestMemory memory, String threadName) {
+      this.guest = guest;
       this.digest = digest;
       this.memory = memory;
       this.threadName = threadName;
     }
 
+    /** Fixes the digest's instant: memory as it is now. The guest must be paused. O(1). */
+    public synchronized void install() {
+      synchronized (guest) {
+        guest.requireState(State.PAUSED, "start a snapshot digest");
+        if (installed) {
+          return;
+        }
+        if (!memory.installSnapshot(digest)) {
+          throw new IllegalStateException("a snapshot digest of " + guest.name() + " is already running");
+        }
+        memory.retain();
+        installed = true;
+      }
+    }
+
     public synchronized void start() {
-      if (started) {
+      if (started || !installed) {
         return;
       }
       started = true;
@@ -341,9 +368,36 @@ public final class Guest {
       t.start();
     }
 
+    /** Drops a digest that will not run (the migration failed): the memory is no longer held for it. */
+    public synchronized void cancel() {
+      if (started) {
+        return;
+      }
+      started = true;
+      if (installed) {
+        memory.clearSnapshot(digest);
+        memory.release();
+      }
+      digest.result().cancel(false);
+    }
+
     public CompletableFuture<byte[]> result() {
       return digest.result();
     }
+  }
+
+  /** CPU time the vCPU threads have used so far, in nanoseconds (0 for a guest without threads). */
+  public long vcpuCpuNanos() {
+    if (threads == null) {
+      return 0;
+    }
+    java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
+    long total = 0;
+    for (Thread t : threads) {
+      long cpu = mx.getThreadCpuTime(t.getId());
+      total += Math.max(0, cpu);
+    }
+    return total;
   }
 
   /**

@@ -32,11 +32,15 @@ public record MigrationSettings(
   /**
    * The same settings with {@code overheadMillis} of the downtime budget set aside for a fixed
    * cost of the switchover (a cluster's commit round trips); at least half the budget stays for
-   * the last pages.
+   * the last pages ({@link DowntimeBudget}).
    */
   public MigrationSettings reservingForSwitchover(long overheadMillis) {
-    long pages = Math.max((maxDowntimeMillis + 1) / 2, maxDowntimeMillis - Math.max(0, overheadMillis));
-    return new MigrationSettings(pages, bandwidthBytesPerSecond, compression, completionTimeoutMillisPerGib,
+    return withMaxDowntimeMillis(DowntimeBudget.split(maxDowntimeMillis, overheadMillis).pagesMillis());
+  }
+
+  /** The same settings with another downtime budget (what the pre-copy policy is given for the pages). */
+  public MigrationSettings withMaxDowntimeMillis(long millis) {
+    return new MigrationSettings(millis, bandwidthBytesPerSecond, compression, completionTimeoutMillisPerGib,
         progressTimeoutMillis, throttleInitialPercent, throttleStepPercent, throttleMaxPercent, digest);
   }
 

@@ -1,6 +1,7 @@
 package dev.ferry.engine.precopy;
 
 import dev.ferry.engine.clock.Clock;
+import dev.ferry.engine.clock.CpuTime;
 import dev.ferry.engine.guest.Guest;
 import dev.ferry.engine.guest.GuestMemory;
 import dev.ferry.engine.guest.MemoryDigest;
@@ -18,6 +19,8 @@ import dev.ferry.proto.GuestState;
 import dev.ferry.proto.Hello;
 import dev.ferry.proto.MigrationProgress;
 import dev.ferry.proto.MigrationReport;
+import dev.ferry.proto.PauseStep;
+import dev.ferry.proto.Resumed;
 import dev.ferry.proto.RoundEnd;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -71,8 +74,21 @@ public final class SourceMigration {
   private long startNanos;
   /** When the target confirmed the commit: the end of the migration (the digest after it is not counted). */
   private long completedNanos;
-  /** When the pause, the last page and the target's readiness happened (for the switchover log line). */
+  /** When the pause, the DeviceState sent and the target's readiness happened (the source's pause steps). */
   private long[] switchover = new long[3];
+  private long commitNanos;
+  private long committedNanos;
+  private long commitSentNanos;
+  /** The message hops inside the pause (DeviceState, Ready, Commit), for the log; cross-clock, so one host only. */
+  private String hops = "";
+  /** The downtime budget as split for this migration (set when the pre-copy starts). */
+  private DowntimeBudget budget;
+  /** When the migration was accepted (the API or the agent's request); 0: the engine's start. */
+  private volatile long acceptedNanos;
+  private long firstPageNanos;
+  private CpuTime cpu = CpuTime.NONE;
+  private long cpuStartNanos;
+  private long cpuNanos;
   private int round;
   private long guestBytesQueued;
   private long blockedNanos;
@@ -130,6 +146,21 @@ public final class SourceMigration {
   }
 
   /**
+   * When the migration was accepted, on this clock, for {@code setup_ms} (acceptance to the first
+   * page on the wire); without it the setup is counted from {@link #run()}.
+   */
+  public SourceMigration acceptedAt(long nanos) {
+    this.acceptedNanos = nanos;
+    return this;
+  }
+
+  /** Measures the CPU this migration costs with {@code cpu} (minus the guest's vCPU threads). */
+  public SourceMigration measuringCpu(CpuTime cpu) {
+    this.cpu = cpu;
+    return this;
+  }
+
+  /**
    * Asks the migration to stop and leave the guest running here. Only possible before the commit;
    * returns false (and changes nothing) once it is too late.
    */
@@ -144,6 +175,8 @@ public final class SourceMigration {
   /** Runs the migration to its end on the calling thread and reports how it went. */
   public MigrationReport run() {
     startNanos = clock.nanoTime();
+    cpuStartNanos = cpu.processNanos() - guest.vcpuCpuNanos();
+    budget = DowntimeBudget.split(settings.maxDowntimeMillis(), authority.expectedCostMillis());
     lastFlushChangeNanos = startNanos;
     memory.retain();
     MigrationReport.Builder report = MigrationReport.newBuilder().setMigrationId(migrationId)
@@ -185,13 +218,13 @@ public final class SourceMigration {
     int finalPages = toSend.count();
     report.setFinalPages(finalPages);
     sendRound(round + 1, false);
-    long finalSentNanos = clock.nanoTime();
     GuestState state = guest.saveState();
     report.setStateAtPause(state);
     link.sendControl(Control.newBuilder().setDeviceState(
         DeviceState.newBuilder().setState(state).setPagesSentTotal(pagesSent)).build());
+    long deviceStateSentNanos = clock.nanoTime();
     awaitControl(Control.BodyCase.READY, "the target to check the last pages");
-    switchover = new long[] {pause.pausedNanos(), finalSentNanos, clock.nanoTime()};
+    switchover = new long[] {pause.pausedNanos(), deviceStateSentNanos, clock.nanoTime()};
     failpoints.hit(MigrationFailpoints.Point.BEFORE_COMMIT);
     moveTo(MigrationPhase.CUTOVER);
     commit(report);
@@ -225,7 +258,8 @@ public final class SourceMigration {
   private void precopy() throws InterruptedException {
     PrecopyPolicy.State policy = PrecopyPolicy.State.initial();
     // The pause also holds the commit: the last pages get the budget that is left.
-    MigrationSettings policySettings = settings.reservingForSwitchover(authority.expectedCostMillis());
+    MigrationSettings policySettings = settings.withMaxDowntimeMillis(budget.pagesMillis());
+    LOG.info("migration {}: {}", migrationId, budget.describe());
     guest.dirtyLog().clear();
     long lastFetchNanos = clock.nanoTime();
     toSend.setAll();
@@ -343,6 +377,9 @@ public final class SourceMigration {
     writer.finish();
     waitWritable();
     link.sendBatch(batch, writer, guestBytes);
+    if (firstPageNanos == 0) {
+      firstPageNanos = clock.nanoTime();
+    }
     guestBytesQueued += guestBytes;
     long now = clock.nanoTime();
     governor.tick(now, guestBytesQueued, blockedNanos);
@@ -434,8 +471,10 @@ public final class SourceMigration {
 
   private void commit(MigrationReport.Builder report) {
     CutoverAuthority.Result decision;
+    commitNanos = clock.nanoTime();
     try {
       decision = authority.commit(migrationId);
+      committedNanos = clock.nanoTime();
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       decision = CutoverAuthority.Result.unknown("interrupted during the commit");
@@ -460,6 +499,7 @@ public final class SourceMigration {
     }
     Control resumed;
     try {
+      commitSentNanos = clock.nanoTime(); // before the send: the target may read it before this thread runs again
       link.sendControl(Control.newBuilder().setCommit(Commit.newBuilder().setMigrationId(migrationId)
           .setEpoch(decision.epoch())).build());
       failpoints.hit(MigrationFailpoints.Point.AFTER_COMMIT_SENT);
@@ -471,6 +511,7 @@ public final class SourceMigration {
       if (authority.authoritative()) {
         // The record says the target owns the guest: it resumes from the record, not from us.
         completedNanos = clock.nanoTime();
+        cpuNanos = cpuSinceStart();
         moveTo(MigrationPhase.COMPLETED);
         LOG.warn("migration {}: committed; the target did not confirm ({}), it resumes from the record",
             migrationId, describe(e));
@@ -484,15 +525,37 @@ public final class SourceMigration {
       return;
     }
     completedNanos = clock.nanoTime();
+    cpuNanos = cpuSinceStart();
     moveTo(MigrationPhase.COMPLETED);
-    report.setTargetFirstStepNanos(awaitFirstStep(resumed.getResumed().getResumedNanos()));
-    LOG.info("migration {}: switchover: last step {} us before the pause; {} final pages sent in {} us; target ready"
-            + " after {} us; committed and resumed after {} us; first step there after {} us", migrationId,
-        (switchover[0] - report.getSourceLastStepNanos()) / 1000, report.getFinalPages(),
-        (switchover[1] - switchover[0]) / 1000, (switchover[2] - switchover[1]) / 1000,
-        (resumed.getResumed().getResumedNanos() - switchover[2]) / 1000,
-        (report.getTargetFirstStepNanos() - resumed.getResumed().getResumedNanos()) / 1000);
+    Resumed there = resumed.getResumed();
+    report.setTargetFirstStepNanos(awaitFirstStep(there.getResumedNanos()));
+    report.setTargetCpuNs(there.getCpuNs());
+    if (there.getReadyNanos() != 0) {
+      hops = String.format(java.util.Locale.ROOT, "; hops (one host's clock): DeviceState %d us, Ready %d us, Commit %d us",
+          (there.getDeviceStateNanos() - switchover[1]) / 1000, (switchover[2] - there.getReadyNanos()) / 1000,
+          (there.getCommitNanos() - commitSentNanos) / 1000);
+    }
+    long downtimeNanos = Math.max(0, report.getTargetFirstStepNanos() - report.getSourceLastStepNanos());
+    report.addAllPauseSteps(pauseSteps(downtimeNanos, report.getSourceLastStepNanos(), there,
+        report.getTargetFirstStepNanos()));
     digestIfAsked(report);
+  }
+
+  /** The pause's steps: the source's own, the target's from its Resumed message, the rest as "other". */
+  private java.util.List<PauseStep> pauseSteps(long downtimeNanos, long sourceLastStepNanos, Resumed there,
+      long targetFirstStepNanos) {
+    java.util.Map<String, Long> measured = new java.util.LinkedHashMap<>();
+    measured.put(PauseSteps.STOP, switchover[0] - sourceLastStepNanos);
+    measured.put(PauseSteps.FINAL_COPY, switchover[1] - switchover[0]);
+    measured.put(PauseSteps.TARGET_VERIFY, there.getVerifyNs());
+    measured.put(PauseSteps.COMMIT, committedNanos - commitNanos);
+    measured.put(PauseSteps.CONFIRM, there.getConfirmNs());
+    measured.put(PauseSteps.RESUME, there.getConfirmedNanos() == 0 ? 0 : targetFirstStepNanos - there.getConfirmedNanos());
+    return PauseSteps.account(downtimeNanos, measured);
+  }
+
+  private long cpuSinceStart() {
+    return Math.max(0, cpu.processNanos() - guest.vcpuCpuNanos() - cpuStartNanos);
   }
 
   private void digestIfAsked(MigrationReport.Builder report) {
@@ -559,6 +622,14 @@ public final class SourceMigration {
     LOG.warn("migration {} of {} {}: {}", migrationId, guest.name(), outcome.label(), reason);
   }
 
+  /** A pause over {@code budgetMillis} says by how much and which step was largest. */
+  static void overBudget(MigrationReport.Builder report, long budgetMillis) {
+    long overMicros = report.getDowntimeNs() / 1000 - budgetMillis * 1000;
+    if (overMicros > 0 && report.getPauseStepsCount() > 0) {
+      report.setOverBudgetUs(overMicros).setLargestPauseStep(PauseSteps.largest(report.getPauseStepsList()).getName());
+    }
+  }
+
   private MigrationReport finishReport(MigrationReport.Builder report) {
     long end = completedNanos != 0 ? completedNanos : clock.nanoTime();
     report.setPhase(phase.toProto())
@@ -571,8 +642,24 @@ public final class SourceMigration {
     if (phase == MigrationPhase.COMPLETED && report.getTargetFirstStepNanos() != 0) {
       report.setDowntimeNs(Math.max(0, report.getTargetFirstStepNanos() - report.getSourceLastStepNanos()));
     }
+    if (budget != null) {
+      report.setDowntimeBudgetMs(budget.budgetMillis()).setCommitReserveMs(budget.commitMillis());
+      overBudget(report, budget.budgetMillis());
+    }
+    if (firstPageNanos != 0) {
+      report.setSetupMs((firstPageNanos - (acceptedNanos != 0 ? acceptedNanos : startNanos)) / 1_000_000L);
+    }
+    report.setSourceCpuNs(cpuNanos != 0 ? cpuNanos : cpuSinceStart());
     progress(true);
-    return report.build();
+    MigrationReport built = report.build();
+    if (built.getPauseStepsCount() > 0) {
+      LOG.info("migration {}: pause {} us ({}): {}{}{}; setup {} ms; cpu here {} ms, there {} ms", migrationId,
+          built.getDowntimeNs() / 1000, budget.describe(), PauseSteps.describe(built.getPauseStepsList()), hops,
+          built.getOverBudgetUs() > 0 ? "; OVER the budget by " + built.getOverBudgetUs() / 1000.0 + " ms, largest step "
+              + built.getLargestPauseStep() : "", built.getSetupMs(), built.getSourceCpuNs() / 1_000_000,
+          built.getTargetCpuNs() / 1_000_000);
+    }
+    return built;
   }
 
   private void moveTo(MigrationPhase next) {
@@ -597,6 +684,8 @@ public final class SourceMigration {
         .setThrottlePercent(guest.throttlePercent())
         .setElapsedMs((now - startNanos) / 1_000_000L)
         .setCompressing(governor.compressing())
+        .setDowntimeBudgetMs(budget == null ? settings.maxDowntimeMillis() : budget.budgetMillis())
+        .setCommitReserveMs(budget == null ? 0 : budget.commitMillis())
         .build());
   }
 

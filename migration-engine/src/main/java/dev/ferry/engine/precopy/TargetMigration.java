@@ -1,6 +1,7 @@
 package dev.ferry.engine.precopy;
 
 import dev.ferry.engine.clock.Clock;
+import dev.ferry.engine.clock.CpuTime;
 import dev.ferry.common.InvalidConfigException;
 import dev.ferry.engine.guest.Guest;
 import dev.ferry.engine.guest.GuestMemory;
@@ -94,6 +95,9 @@ public final class TargetMigration {
   private final Host host;
   private final ControlSink sink;
   private final Clock clock;
+  private final CpuTime cpu;
+  /** Process CPU time when the connection arrived: the target's CPU cost is measured from here to the resume. */
+  private final long cpuStartNanos;
   private State state = State.AWAIT_HELLO;
   private volatile boolean linkUp = true;
   private String migrationId = "?";
@@ -103,15 +107,24 @@ public final class TargetMigration {
   private byte[] secret;
   private byte[] nonce;
   private GuestState resumedFrom;
+  private long deviceStateNanos;
   private long readyNanos;
+  /** The --verify digest: its bookkeeping allocated before the pause, its instant fixed at the vCPU state. */
+  private Guest.PendingDigest pendingDigest;
   private long commitNanos;
   private long confirmedNanos;
   private long committedEpoch;
 
   public TargetMigration(Host host, ControlSink sink, Clock clock) {
+    this(host, sink, clock, CpuTime.PROCESS);
+  }
+
+  public TargetMigration(Host host, ControlSink sink, Clock clock, CpuTime cpu) {
     this.host = host;
     this.sink = sink;
     this.clock = clock;
+    this.cpu = cpu;
+    this.cpuStartNanos = cpu.processNanos();
   }
 
   public String migrationId() {
@@ -260,12 +273,21 @@ public final class TargetMigration {
       throw new ProtocolException("RoundEnd arrived in the middle of a page batch");
     }
     if (end.getWantAck()) {
+      // The source pauses next: what the digest needs is allocated now, outside the pause.
+      prepareDigest();
       sink.send(Control.newBuilder().setRoundAck(RoundAck.newBuilder().setRound(end.getRound())).build());
+    }
+  }
+
+  private void prepareDigest() {
+    if (digest && pendingDigest == null) {
+      pendingDigest = guest.prepareSnapshotDigest();
     }
   }
 
   private void onDeviceState(Control message) {
     requireState(State.RECEIVING, "DeviceState");
+    deviceStateNanos = clock.nanoTime();
     long sent = message.getDeviceState().getPagesSentTotal();
     if (reader.inBatch()) {
       throw new ProtocolException("DeviceState arrived in the middle of a page batch");
@@ -279,6 +301,13 @@ public final class TargetMigration {
     }
     resumedFrom = message.getDeviceState().getState();
     guest.restoreState(resumedFrom);
+    if (digest) {
+      // The digest's instant: every page is here and checked, and nothing changes this memory
+      // until the resume (no page is taken once Ready; the vCPUs are paused), so memory now is
+      // memory at resume, which must equal the source's at pause.
+      prepareDigest();
+      pendingDigest.install();
+    }
     state = State.READY;
     readyNanos = clock.nanoTime();
     sink.send(Control.newBuilder().setReady(ReadyToResume.newBuilder().setPagesApplied(reader.pagesApplied())).build());
@@ -313,24 +342,27 @@ public final class TargetMigration {
       return;
     }
     committedEpoch = epoch;
-    long digestNanos = clock.nanoTime();
-    Guest.PendingDigest memoryDigest = digest ? guest.beginSnapshotDigest() : null;
-    long resumeNanos = clock.nanoTime();
+    Guest.PendingDigest memoryDigest = pendingDigest;
+    if (confirmedNanos == 0) {
+      confirmedNanos = clock.nanoTime(); // read back by the host after the source went away
+    }
     guest.resume();
     state = State.RUNNING;
-    if (commitNanos != 0) {
-      LOG.info("migration {}: switchover here: Commit arrived {} us after Ready; confirmed in {} us;"
-          + " digest snapshot set up in {} us; resumed {} us after the Commit arrived", migrationId,
-          (commitNanos - readyNanos) / 1000, (confirmedNanos - commitNanos) / 1000, (resumeNanos - digestNanos) / 1000,
-          (clock.nanoTime() - commitNanos) / 1000);
-    }
     host.committedHere(migrationId, committedEpoch);
     host.incomingCommitted(migrationId, guest, resumedFrom, memoryDigest == null ? null : memoryDigest.result());
     LOG.info("migration {}: {} resumed here ({} pages: {} raw, {} lz4, {} zero; {} of raw data read straight into"
         + " guest memory)", migrationId, guest.name(), reader.pagesApplied(), reader.pagesRaw(), reader.pagesLz4(),
         reader.pagesZero(), dev.ferry.common.Sizes.formatBytes(reader.bytesPlaced()));
+    long cpuNanos = Math.max(0, cpu.processNanos() - cpuStartNanos);
+    LOG.info("migration {}: pause here: target_verify {} us; Commit arrived {} us after Ready; confirm {} us;"
+        + " resumed {} us after the confirmation; cpu {} ms", migrationId, (readyNanos - deviceStateNanos) / 1000,
+        commitNanos == 0 ? -1 : (commitNanos - readyNanos) / 1000, commitNanos == 0 ? -1 : (confirmedNanos - commitNanos) / 1000,
+        (guest.resumedNanos() - confirmedNanos) / 1000, cpuNanos / 1_000_000);
     if (linkUp) {
-      sink.send(Control.newBuilder().setResumed(Resumed.newBuilder().setResumedNanos(guest.resumedNanos())).build());
+      sink.send(Control.newBuilder().setResumed(Resumed.newBuilder().setResumedNanos(guest.resumedNanos())
+          .setVerifyNs(readyNanos - deviceStateNanos).setConfirmNs(commitNanos == 0 ? 0 : confirmedNanos - commitNanos)
+          .setConfirmedNanos(confirmedNanos).setCpuNs(cpuNanos).setDeviceStateNanos(deviceStateNanos)
+          .setReadyNanos(readyNanos).setCommitNanos(commitNanos)).build());
       boolean steps = guest.spec().getWorkload().getDirtyRateBytesPerS() > 0;
       reportFirstStep(steps ? clock.nanoTime() + FIRST_STEP_WAIT_NANOS : 0, memoryDigest);
     } else if (memoryDigest != null) {
@@ -373,6 +405,9 @@ public final class TargetMigration {
     }
     State was = state;
     state = State.FAILED;
+    if (pendingDigest != null) {
+      pendingDigest.cancel();
+    }
     LOG.warn("migration {} failed on the target: {}", migrationId, reason);
     if (guest != null && was != State.AWAIT_HELLO) {
       host.incomingFailed(migrationId, guest, reason);

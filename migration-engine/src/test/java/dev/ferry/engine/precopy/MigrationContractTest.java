@@ -98,6 +98,20 @@ public abstract class MigrationContractTest {
     assertTrue(stepsAtPause > 0);
     awaitSteps(host.running, stepsAtPause + 10);
     assertTrue(report.getDowntimeNs() > 0, "downtime measured");
+    assertPauseStepsAddUpToTheDowntime(report);
+  }
+
+  /** Every step is there, in order, and together they are the measured downtime (to rounding). */
+  static void assertPauseStepsAddUpToTheDowntime(MigrationReport report) {
+    assertEquals(java.util.List.of(PauseSteps.STOP, PauseSteps.FINAL_COPY, PauseSteps.TARGET_VERIFY, PauseSteps.COMMIT,
+        PauseSteps.CONFIRM, PauseSteps.RESUME, PauseSteps.OTHER),
+        report.getPauseStepsList().stream().map(dev.ferry.proto.PauseStep::getName).toList());
+    long sum = PauseSteps.totalMicros(report.getPauseStepsList());
+    // Each measured step is truncated to whole microseconds on its own; "other" takes the rest.
+    assertTrue(Math.abs(sum - report.getDowntimeNs() / 1000) <= report.getPauseStepsCount(),
+        "steps " + report.getPauseStepsList() + " add up to " + sum + " us, downtime " + report.getDowntimeNs() / 1000);
+    assertTrue(report.getPauseSteps(1).getMicros() > 0, "the final copy is timed");
+    assertEquals(MigrationSettings.MAX_DOWNTIME_MILLIS_DEFAULT, report.getDowntimeBudgetMs());
   }
 
   private MigrationReport migrateWithSecrets(byte[] sourceSecret, byte[] targetSecret) {
