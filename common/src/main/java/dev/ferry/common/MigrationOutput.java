@@ -45,9 +45,10 @@ public final class MigrationOutput {
     String eta = rate > 0 && p.getBytesRemaining() > 0
         ? String.format(Locale.ROOT, "%.1fs", p.getBytesRemaining() / (double) rate) : "-";
     return String.format(Locale.ROOT,
-        "%-13s round %-3d sent %10s  left %10s  rate %12s  dirty %12s  downtime ~%s ms%s  throttle %d%%%s  ETA %s",
+        "%-13s round %-3d sent %10s  left %10s  rate %12s  dirty %12s  downtime %s%s  throttle %d%%%s  ETA %s",
         phase, p.getRound(), Sizes.formatBytes(p.getGuestBytesSent()), Sizes.formatBytes(p.getBytesRemaining()),
-        Sizes.formatRate(rate), Sizes.formatRate(p.getDirtyRateBytesPerS()), p.getExpectedDowntimeMs(),
+        Sizes.formatRate(rate), Sizes.formatRate(p.getDirtyRateBytesPerS()),
+        p.hasExpectedDowntimeMs() ? "~" + p.getExpectedDowntimeMs() + " ms" : "unknown",
         p.getDowntimeBudgetMs() > 0 ? " (" + budget(p.getDowntimeBudgetMs(), p.getCommitReserveMs()) + ")" : "",
         p.getThrottlePercent(), p.getCompressing() ? "  lz4" : "", eta);
   }

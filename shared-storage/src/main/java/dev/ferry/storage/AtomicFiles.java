@@ -13,6 +13,7 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.function.LongSupplier;
 
 /**
  * Crash-safe file replacement: the new content goes to a temporary file in the target's
@@ -62,10 +63,14 @@ public final class AtomicFiles {
   }
 
   static Staged stage(Path target, String file) {
+    return stage(target, file, () -> ThreadLocalRandom.current().nextLong());
+  }
+
+  /** As {@link #stage(Path, String)}, with the random part of the temporary file's name from {@code names}. */
+  static Staged stage(Path target, String file, LongSupplier names) {
     Path dir = target.toAbsolutePath().getParent();
     for (int attempt = 1; ; attempt++) {
-      Path temp = dir.resolve("." + target.getFileName() + "."
-          + Long.toHexString(ThreadLocalRandom.current().nextLong()) + TEMP_SUFFIX);
+      Path temp = dir.resolve("." + target.getFileName() + "." + Long.toHexString(names.getAsLong()) + TEMP_SUFFIX);
       try {
         FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
         return new Staged(target, temp, file, channel);
@@ -179,12 +184,19 @@ public final class AtomicFiles {
    * write updates its modification time.
    */
   public static int removeStaleTemps(Path dir, Duration minAge) {
-    long cutoffMillis = System.currentTimeMillis() - minAge.toMillis();
+    return removeStaleTemps(dir, System.currentTimeMillis() - minAge.toMillis(), DIRECTORY_ENTRIES_MAX);
+  }
+
+  /**
+   * As {@link #removeStaleTemps(Path, Duration)}: deletes temporary files last modified before
+   * {@code cutoffMillis}, examining at most {@code entriesMax} of them.
+   */
+  static int removeStaleTemps(Path dir, long cutoffMillis, int entriesMax) {
     int removed = 0;
     int seen = 0;
     try (DirectoryStream<Path> entries = Files.newDirectoryStream(dir, AtomicFiles::isTemp)) {
       for (Path entry : entries) {
-        if (++seen > DIRECTORY_ENTRIES_MAX) {
+        if (++seen > entriesMax) {
           break;
         }
         try {
@@ -196,7 +208,7 @@ public final class AtomicFiles {
         }
       }
     } catch (NoSuchFileException e) {
-      return removed;
+      return 0; // no directory, no temporary files
     } catch (IOException e) {
       throw new StorageException(Problem.IO, dir.toString(), "cannot remove stale temporary files: " + e, e);
     }

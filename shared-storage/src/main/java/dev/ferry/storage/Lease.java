@@ -76,7 +76,10 @@ public final class Lease {
   /** Fails with {@link Problem#FENCED} unless the lease is ({@code host}, {@code epoch}). */
   public void check(String host, long epoch) {
     requireOwner(host, epoch);
-    lock.locked(() -> requireHeld(readCurrent(), host, epoch));
+    lock.locked(() -> {
+      requireHeld(readCurrent(), host, epoch);
+      return null;
+    });
   }
 
   /** The lease now, with its heartbeat's age by this host's clock; empty if there is none. */
@@ -101,8 +104,8 @@ public final class Lease {
   }
 
   /** Runs {@code body} under the lease's lock without checking the lease. */
-  <T> T locked(LeaseLock.Body<T> body) {
-    return lock.locked(body);
+  void locked(LeaseLock.Body<?> body) {
+    lock.locked(body);
   }
 
   static void requireOwner(String host, long epoch) {
@@ -116,7 +119,7 @@ public final class Lease {
     return epoch > current.epoch() || (epoch == current.epoch() && host.equals(current.host()));
   }
 
-  private LeaseStatus requireHeld(LeaseStatus current, String host, long epoch) {
+  private void requireHeld(LeaseStatus current, String host, long epoch) {
     if (current == null) {
       throw new LeaseException(Problem.FENCED, file,
           host + " at epoch " + epoch + " is fenced: nobody holds the lease", null);
@@ -125,7 +128,6 @@ public final class Lease {
       throw new LeaseException(Problem.FENCED, file, host + " at epoch " + epoch
           + " is fenced: the lease is held by " + current.describe(), current);
     }
-    return current;
   }
 
   private LeaseStatus readCurrent() {

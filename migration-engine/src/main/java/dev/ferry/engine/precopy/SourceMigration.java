@@ -103,7 +103,7 @@ public final class SourceMigration {
   private long lastFlushChangeNanos;
   private long remainingBytes;
   private long dirtyRateBytesPerSecond;
-  private long expectedDowntimeMillis;
+  private long expectedDowntimeMillis = Long.MAX_VALUE; // unknown until the first round is measured
   private int throttleMax;
   private boolean paused;
 
@@ -673,20 +673,22 @@ public final class SourceMigration {
       return;
     }
     lastProgressNanos = now;
-    listener.onProgress(MigrationProgress.newBuilder()
+    MigrationProgress.Builder progress = MigrationProgress.newBuilder()
         .setMigrationId(migrationId).setPhase(phase.toProto()).setRound(round)
         .setGuestBytesSent(link.guestBytesFlushed()).setWireBytesSent(link.wireBytesFlushed())
         .setBytesRemaining(phase == MigrationPhase.SETUP ? memory.sizeBytes()
             : round == 0 ? Math.max(0, memory.sizeBytes() - guestBytesQueued) : remainingBytes)
         .setBandwidthBytesPerS(meter.bytesPerSecond())
         .setDirtyRateBytesPerS(dirtyRateBytesPerSecond)
-        .setExpectedDowntimeMs(expectedDowntimeMillis == Long.MAX_VALUE ? 0 : expectedDowntimeMillis)
         .setThrottlePercent(guest.throttlePercent())
         .setElapsedMs((now - startNanos) / 1_000_000L)
         .setCompressing(governor.compressing())
         .setDowntimeBudgetMs(budget == null ? settings.maxDowntimeMillis() : budget.budgetMillis())
-        .setCommitReserveMs(budget == null ? 0 : budget.commitMillis())
-        .build());
+        .setCommitReserveMs(budget == null ? 0 : budget.commitMillis());
+    if (expectedDowntimeMillis != Long.MAX_VALUE) {
+      progress.setExpectedDowntimeMs(expectedDowntimeMillis);
+    }
+    listener.onProgress(progress.build());
   }
 
   /**
