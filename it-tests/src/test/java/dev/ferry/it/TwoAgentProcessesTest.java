@@ -107,13 +107,45 @@ class TwoAgentProcessesTest {
     awaitSteps(clientA, "db-1", status.getSteps() + 100);
   }
 
+  /**
+   * The README's promise for SIGTERM: an agent cancels its outgoing migrations (their guests keep
+   * running on it until it exits), the targets free what they received, and it exits 0.
+   */
   @Test
-  void sigtermStopsAnAgentCleanly() throws Exception {
-    clientA.create(dev.ferry.common.Specs.guest("short-lived", "64MiB", 1, "4MiB/s", null, 20, 80, "mixed", 1));
-    a.close();
+  void sigtermCancelsOutgoingMigrationsAndExitsCleanly() throws Exception {
+    clientA.create(dev.ferry.common.Specs.guest("leaving", "512MiB", 1, "8MiB/s", "64MiB", 20, 80, "random", 5));
+    AtomicLong sent = new AtomicLong();
+    // 512 MiB at 16 MiB/s: half a minute, so SIGTERM certainly arrives mid-migration.
+    CompletableFuture<MigrationReport> migration = CompletableFuture.supplyAsync(() -> {
+      try {
+        return clientA.migrate("leaving", b.address(),
+            MigrationPolicy.newBuilder().setBandwidthBytesPerS(16L << 20).build(),
+            (MigrationProgress p) -> sent.set(p.getGuestBytesSent()));
+      } catch (Exception e) {
+        throw new IllegalStateException(e);
+      }
+    });
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (sent.get() < (16L << 20)) {
+      assertTrue(System.nanoTime() < deadline, "the migration never got going");
+      LockSupport.parkNanos(10_000_000);
+    }
+    assertEquals(List.of("leaving"), clientB.list().stream().map(g -> g.getSpec().getName()).toList(),
+        "the target holds the incoming copy");
+
+    a.close(); // SIGTERM; SIGKILL (exit 137) if it has not exited after 30 s
     assertFalse(a.isAlive());
-    assertEquals(0, a.exitCode(), "ferry agent exits 0 on SIGTERM");
+    assertEquals(0, a.exitCode(), "ferry agent exits 0 on SIGTERM, within 30 s");
     a = null;
+
+    MigrationReport report = migration.get(30, TimeUnit.SECONDS);
+    assertEquals(MigrationPhase.PHASE_CANCELLED, report.getPhase(), "the source kept the guest: " + report);
+    assertTrue(report.getReason().contains("it-a is shutting down"), report.getReason());
+    deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (!clientB.list().isEmpty()) {
+      assertTrue(System.nanoTime() < deadline, "the target still holds " + clientB.list());
+      LockSupport.parkNanos(20_000_000);
+    }
   }
 
   private static void awaitSteps(AgentClient client, String guest, long steps) throws Exception {

@@ -110,6 +110,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   private AgentServer server;
   private InetSocketAddress boundAddress;
   private volatile boolean closing;
+  /** Where the guests ran (integration tests only: -Dferry.runlog=FILE), or null. */
+  private RunLog runLog;
   private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
   public Agent(AgentConfig config, Clock clock) {
@@ -127,6 +129,10 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     boundAddress = server.bind(config.listen());
     LOG.info("LZ4: {}", Lz4.describe());
     LOG.info("guest memory: {}", Guest.preload());
+    runLog = RunLog.fromProperty(config.hostId());
+    if (runLog != null) {
+      Guest.observeRuns(runLog);
+    }
     preloadProtocol();
     LOG.info("agent {} listening on {} (transport {}, datastore {}, capacity {}, memory pool {})", config.hostId(),
         Addresses.format(boundAddress), transport.describe(), config.datastore(),
@@ -734,6 +740,10 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       }
     }
     guests.clear();
+    if (runLog != null) {
+      Guest.observeRuns(null);
+      runLog.close();
+    }
     if (transport != null) {
       transport.close();
     }

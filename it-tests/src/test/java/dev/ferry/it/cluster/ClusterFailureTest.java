@@ -8,8 +8,10 @@ import dev.ferry.proto.CoordinatorEpoch;
 import dev.ferry.proto.GuestStatus;
 import dev.ferry.proto.MigrationRecord;
 import dev.ferry.proto.MigrationState;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -25,7 +27,9 @@ import org.junit.jupiter.api.io.TempDir;
  * Failures in the middle of a migration, with real processes: the leading coordinator killed
  * with kill -9 (on a three-server ZooKeeper ensemble), and the source agent frozen until its
  * ZooKeeper session expires. After each, exactly one host runs the VM, and when it moved, its
- * memory at resume equals the memory at pause.
+ * memory at resume equals the memory at pause. Throughout, the VM never ran on two hosts at once:
+ * the agents record every interval their guests ran (see {@link RunIntervals}), and no two of
+ * them on different hosts overlap, however short.
  */
 @Timeout(value = 8, unit = TimeUnit.MINUTES)
 class ClusterFailureTest {
@@ -33,6 +37,7 @@ class ClusterFailureTest {
   Path dir;
 
   private TestCluster cluster;
+  private final List<Path> runLogs = new ArrayList<>();
 
   @AfterEach
   void stop() {
@@ -46,8 +51,8 @@ class ClusterFailureTest {
     cluster = TestCluster.start(dir, 3);
     cluster.startCoordinator("c1");
     cluster.startCoordinator("c2");
-    cluster.startAgent("host-1", List.of());
-    cluster.startAgent("host-2", List.of());
+    startAgent("host-1");
+    startAgent("host-2");
     awaitHostsUp(2);
     assertEquals(0, cluster.cli("vm", "create", "vm-1", "--memory", "256MiB", "--dirty-rate", "8MiB/s",
         "--working-set", "32MiB", "--content", "random", "--host", "host-1").exitCode());
@@ -81,14 +86,18 @@ class ClusterFailureTest {
       assertEquals(MigrationState.MIGRATION_ABORTED, done.getState(), done.toString());
       cluster.assertRunsOnlyOn("vm-1", "host-1");
     }
+    List<RunIntervals.Interval> runs = assertNeverRanOnTwoHostsAtOnce("vm-1");
+    assertTrue(runs.stream().anyMatch(r -> r.host().equals("host-1")), "host-1's run log shows vm-1: " + runs);
+    assertEquals(done.getState() == MigrationState.MIGRATION_COMPLETED,
+        runs.stream().anyMatch(r -> r.host().equals("host-2")), "vm-1 ran on host-2 only if it moved: " + runs);
   }
 
   @Test
   void aSourceWhoseSessionExpiresBeforeTheCommitKeepsTheVm() throws Exception {
     cluster = TestCluster.start(dir, 1);
     cluster.startCoordinator("c1");
-    cluster.startAgent("host-1", List.of(), "--zk-session-timeout-ms", "3000");
-    cluster.startAgent("host-2", List.of(), "--zk-session-timeout-ms", "3000");
+    startAgent("host-1", "--zk-session-timeout-ms", "3000");
+    startAgent("host-2", "--zk-session-timeout-ms", "3000");
     awaitHostsUp(2);
     assertEquals(0, cluster.cli("vm", "create", "vm-2", "--memory", "256MiB", "--dirty-rate", "8MiB/s",
         "--working-set", "32MiB", "--content", "random", "--host", "host-1").exitCode());
@@ -125,6 +134,28 @@ class ClusterFailureTest {
     });
     TestCluster.await("host-1 is back in the cluster", Duration.ofSeconds(60),
         () -> cluster.cli("hosts", "--json").out().split("\"up\":true", -1).length - 1 == 2);
+    List<RunIntervals.Interval> runs = assertNeverRanOnTwoHostsAtOnce("vm-2");
+    assertTrue(runs.stream().noneMatch(r -> r.host().equals("host-2")), "vm-2 never ran on host-2: " + runs);
+  }
+
+  /** Starts an agent that records where its guests run. */
+  private void startAgent(String hostId, String... extra) throws IOException {
+    Path runLog = dir.resolve(hostId + ".runlog");
+    runLogs.add(runLog);
+    cluster.startAgent(hostId, List.of(RunIntervals.jvmArg(runLog)), extra);
+  }
+
+  /**
+   * Stops the agents (SIGTERM: each writes the end of its guests' runs), then checks their run
+   * logs: no two intervals of {@code vm} on different hosts overlap. Returns the intervals.
+   */
+  private List<RunIntervals.Interval> assertNeverRanOnTwoHostsAtOnce(String vm) throws IOException {
+    cluster.agents.values().forEach(FerryProcess::close);
+    // Anything still open ran until its agent died, which is before now.
+    List<RunIntervals.Interval> runs = RunIntervals.read(runLogs, System.nanoTime());
+    List<String> doubleRuns = RunIntervals.doubleRuns(runs, vm);
+    assertTrue(doubleRuns.isEmpty(), vm + " ran on two hosts at once: " + doubleRuns);
+    return runs;
   }
 
   private void awaitHostsUp(int n) throws Exception {

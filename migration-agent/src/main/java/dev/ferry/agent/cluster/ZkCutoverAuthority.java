@@ -34,7 +34,7 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
   private static final Logger LOG = LoggerFactory.getLogger(ZkCutoverAuthority.class);
   /** Benign concurrent updates (progress, power reports) make a version check fail; retry this often. */
   private static final int ATTEMPTS_MAX = 8;
-  private static final long READ_BACK_MILLIS_MAX = 20_000;
+  private static final long READ_BACK_MILLIS_DEFAULT = 20_000;
 
   private final CuratorFramework zk;
   private final String sourceHost;
@@ -42,6 +42,8 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
   private final MigrationFailpoints failpoints = MigrationFailpoints.fromSystemProperty();
 
   private final long expectedCostMillis;
+  /** How long a read-back keeps trying before the outcome is UNKNOWN. */
+  private final long readBackMillisMax;
 
   public ZkCutoverAuthority(CuratorFramework zk, String sourceHost) {
     this(zk, sourceHost, 0);
@@ -49,9 +51,15 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
 
   /** @param expectedCostMillis what the commit and the target's read-back are expected to take */
   public ZkCutoverAuthority(CuratorFramework zk, String sourceHost, long expectedCostMillis) {
+    this(zk, sourceHost, expectedCostMillis, READ_BACK_MILLIS_DEFAULT);
+  }
+
+  /** @param readBackMillisMax how long to keep reading back an unclear outcome (tests shorten it) */
+  ZkCutoverAuthority(CuratorFramework zk, String sourceHost, long expectedCostMillis, long readBackMillisMax) {
     this.zk = zk;
     this.sourceHost = sourceHost;
     this.expectedCostMillis = expectedCostMillis;
+    this.readBackMillisMax = readBackMillisMax;
   }
 
   @Override
@@ -184,7 +192,7 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
    * reason (it did not; the caller may retry), or UNKNOWN (nothing readable in time).
    */
   private Result readBack(String migrationId, String opId, String why) throws InterruptedException {
-    long deadline = System.nanoTime() + READ_BACK_MILLIS_MAX * 1_000_000L;
+    long deadline = System.nanoTime() + readBackMillisMax * 1_000_000L;
     Exception last = null;
     while (System.nanoTime() < deadline) {
       try {

@@ -30,6 +30,35 @@ public final class Guest {
   /** When the vCPUs stopped: the last step before the pause (or the pause itself if none ran). */
   public record PauseInfo(long lastStepNanos, long pausedNanos) {}
 
+  /**
+   * Told when a guest's vCPUs start and stop running: {@code started} before they are released,
+   * {@code stopped} once every one of them has stopped, so the span between covers every step.
+   * Called on the thread that changes the state, inside the guest's lock: keep it short.
+   */
+  public interface RunObserver {
+    RunObserver NONE = new RunObserver() {
+      @Override
+      public void started(String guest) {
+      }
+
+      @Override
+      public void stopped(String guest) {
+      }
+    };
+
+    void started(String guest);
+
+    void stopped(String guest);
+  }
+
+  /** One per process: an agent sets it to record where its guests ran (the it-tests check it). */
+  private static volatile RunObserver runObserver = RunObserver.NONE;
+
+  /** Every guest in this process reports its runs to {@code observer} from now on. */
+  public static void observeRuns(RunObserver observer) {
+    runObserver = observer == null ? RunObserver.NONE : observer;
+  }
+
   private final GuestSpec spec;
   private final GuestMemory memory;
   private final DirtyLog dirtyLog;
@@ -194,6 +223,7 @@ public final class Guest {
     }
     long paused = clock.nanoTime();
     state = State.PAUSED;
+    runObserver.stopped(name());
     long last = lastStepNanos();
     return new PauseInfo(last == 0 ? paused : last, paused);
   }
@@ -214,6 +244,7 @@ public final class Guest {
     }
     resumedNanos = clock.nanoTime();
     state = State.RUNNING;
+    runObserver.started(name());
     for (Vcpu v : vcpus) {
       v.resume();
     }
@@ -428,10 +459,12 @@ public final class Guest {
 
   /** Stops the vCPUs and gives back the guest's reference to its memory. Idempotent. */
   public void destroy() {
+    boolean wasRunning;
     synchronized (this) {
       if (state == State.DESTROYED) {
         return;
       }
+      wasRunning = state == State.RUNNING;
       state = State.DESTROYED;
       for (Vcpu v : vcpus) {
         v.requestStop();
@@ -448,9 +481,12 @@ public final class Guest {
           // Unmapping under a running vCPU would crash the agent: keep the memory (a leak, logged).
           org.slf4j.LoggerFactory.getLogger(Guest.class)
               .error("vCPU thread {} did not stop; guest {} memory is not freed", t.getName(), name());
-          return;
+          return; // and it never stops running as far as the observer knows
         }
       }
+    }
+    if (wasRunning) {
+      runObserver.stopped(name());
     }
     memory.release();
   }

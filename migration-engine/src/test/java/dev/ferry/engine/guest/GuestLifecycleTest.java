@@ -134,6 +134,62 @@ class GuestLifecycleTest {
     }
   }
 
+  /**
+   * The run observer brackets every step: {@code started} before any vCPU runs, {@code stopped}
+   * after the last one stopped (the agents' run logs, and so the it-tests' double-run check, rely on it).
+   */
+  @Test
+  @Timeout(value = 30, unit = TimeUnit.SECONDS)
+  void theRunObserverSeesEveryStepBetweenStartedAndStopped() {
+    java.util.List<String> events = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+    Guest[] observed = new Guest[1];
+    Guest.observeRuns(new Guest.RunObserver() {
+      @Override
+      public void started(String guest) {
+        record("started", guest);
+      }
+
+      @Override
+      public void stopped(String guest) {
+        record("stopped", guest);
+      }
+
+      private void record(String event, String guest) {
+        Guest g = observed[0];
+        if (g == null) {
+          events.add(event + " " + guest);
+          return;
+        }
+        // Inside the call no vCPU may step: not yet after started, no more after stopped.
+        long before = g.steps();
+        long start = System.nanoTime();
+        while (System.nanoTime() - start < PAUSED_OBSERVATION_NANOS) {
+          Thread.onSpinWait();
+        }
+        long after = g.steps();
+        events.add(event + " " + guest + " at step " + before + (after == before ? "" : " (still stepping: " + after + ")"));
+      }
+    });
+    try {
+      Guest guest = Guest.boot(TestGuests.spec("observed", 16 * MIB, 2, 64 * MIB, 5), Clock.SYSTEM);
+      observed[0] = guest;
+      await("the first steps", WAIT_MILLIS_MAX, () -> guest.steps() > 0);
+      guest.pause();
+      long paused = guest.steps();
+      guest.resume();
+      await("steps after resume", WAIT_MILLIS_MAX, () -> guest.steps() > paused);
+      guest.destroy();
+      long destroyed = guest.steps();
+      Guest quiet = Guest.incoming(TestGuests.spec("never-resumed", 16 * MIB, 1, MIB, 1), Clock.SYSTEM);
+      quiet.destroy();
+
+      assertEquals(java.util.List.of("started observed", "stopped observed at step " + paused,
+          "started observed at step " + paused, "stopped observed at step " + destroyed), events);
+    } finally {
+      Guest.observeRuns(null);
+    }
+  }
+
   private static void assertField(String field, GuestSpec spec) {
     InvalidConfigException e = assertThrows(InvalidConfigException.class, () -> Guest.validate(spec), field);
     assertEquals(field, e.field(), e.getMessage());

@@ -1,0 +1,267 @@
+package dev.ferry.agent.cluster;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ferry.cluster.model.Records;
+import dev.ferry.cluster.model.ZkPaths;
+import dev.ferry.engine.precopy.CutoverAuthority.Outcome;
+import dev.ferry.engine.precopy.CutoverAuthority.Result;
+import dev.ferry.proto.GuestSpec;
+import dev.ferry.proto.MigrationPhase;
+import dev.ferry.proto.MigrationProgress;
+import dev.ferry.proto.MigrationRecord;
+import dev.ferry.proto.MigrationState;
+import dev.ferry.proto.PowerState;
+import dev.ferry.proto.VmRecord;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import java.util.function.UnaryOperator;
+import org.apache.curator.framework.CuratorFramework;
+import org.apache.curator.framework.CuratorFrameworkFactory;
+import org.apache.curator.retry.RetryNTimes;
+import org.apache.zookeeper.data.Stat;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The cutover commit against a real ZooKeeper server: what lands together, what is refused (and
+ * made permanent), and what is reported unknown. web-1 runs on host-a at epoch 3; migration m-1
+ * moves it to host-b.
+ */
+@Timeout(value = 2, unit = TimeUnit.MINUTES)
+class ZkCutoverAuthorityTest {
+  private static final String CREDENTIALS = "ferry:cutover-test-secret";
+  private static final String VM = "web-1";
+  private static final String ID = "m-1";
+  /** Short, so the unknown case ends quickly; long enough for a healthy local read-back. */
+  private static final long READ_BACK_MILLIS = 2_000;
+
+  @TempDir
+  Path dir;
+
+  private EmbeddedZooKeeper server;
+  private CuratorFramework zk;
+
+  @BeforeEach
+  void start() throws Exception {
+    server = EmbeddedZooKeeper.standalone(freePort(), dir.resolve("zk"));
+    zk = ZkClients.start(new ZkSettings(server.connectString(), CREDENTIALS, 10_000));
+    zk.create().creatingParentsIfNeeded().forPath(ZkPaths.vm(VM), Records.bytes(vm("host-a", 3)));
+    zk.create().creatingParentsIfNeeded().forPath(ZkPaths.migration(ID), Records.bytes(migration(3)));
+  }
+
+  @AfterEach
+  void stop() {
+    System.clearProperty("ferry.failpoint");
+    if (zk != null) {
+      zk.close();
+    }
+    if (server != null) {
+      server.close();
+    }
+  }
+
+  @Test
+  void aCommitMovesTheVmAndMarksTheMigrationInOneStep() throws Exception {
+    Stat vmBefore = stat(ZkPaths.vm(VM));
+    Stat migrationBefore = stat(ZkPaths.migration(ID));
+
+    Result result = authority().commit(ID);
+
+    assertEquals(Outcome.COMMITTED, result.outcome(), result.reason());
+    assertEquals(4, result.epoch(), "the epoch after the commit");
+    VmRecord moved = readVm();
+    assertEquals("host-b", moved.getOwnerHost());
+    assertEquals(4, moved.getEpoch());
+    MigrationRecord committed = readMigration();
+    assertTrue(committed.getCommitOpId().startsWith("op-"), committed.toString());
+    assertEquals(MigrationPhase.PHASE_CUTOVER, committed.getPhase());
+    assertEquals(MigrationState.MIGRATION_RUNNING, committed.getState(), "the source completes it, not the commit");
+    // One transaction: both records written exactly once, in the same ZooKeeper transaction.
+    Stat vmAfter = stat(ZkPaths.vm(VM));
+    Stat migrationAfter = stat(ZkPaths.migration(ID));
+    assertEquals(vmBefore.getVersion() + 1, vmAfter.getVersion());
+    assertEquals(migrationBefore.getVersion() + 1, migrationAfter.getVersion());
+    assertEquals(vmAfter.getMzxid(), migrationAfter.getMzxid(), "both changes carry the same transaction id");
+  }
+
+  @Test
+  void aBenignChangeBetweenPrepareAndCommitIsRetriedAndCommits() throws Exception {
+    ZkCutoverAuthority authority = authority();
+    authority.prepare(ID);
+    // A progress report lands after the records were read: the multi's version check fails once.
+    updateMigration(m -> m.toBuilder().setProgress(MigrationProgress.newBuilder().setGuestBytesSent(1 << 20)).build());
+
+    Result result = authority.commit(ID);
+
+    assertEquals(Outcome.COMMITTED, result.outcome(), result.reason());
+    assertEquals(4, result.epoch());
+    assertEquals("host-b", readVm().getOwnerHost());
+    MigrationRecord committed = readMigration();
+    assertFalse(committed.getCommitOpId().isEmpty());
+    assertEquals(1 << 20, committed.getProgress().getGuestBytesSent(), "the commit kept the newer progress");
+  }
+
+  @Test
+  void aCancelAfterPrepareRefusesTheCommitAndChangesNoOwnership() throws Exception {
+    ZkCutoverAuthority authority = authority();
+    authority.prepare(ID);
+    updateMigration(m -> m.toBuilder().setCancelRequested(true).build());
+    Stat vmBefore = stat(ZkPaths.vm(VM));
+
+    Result result = authority.commit(ID);
+
+    assertEquals(Outcome.REFUSED, result.outcome(), result.reason());
+    assertTrue(result.reason().contains("cancelled"), result.reason());
+    assertEquals(vmBefore.getVersion(), stat(ZkPaths.vm(VM)).getVersion(), "the VM record was not written");
+    assertEquals("host-a", readVm().getOwnerHost());
+    assertEquals(3, readVm().getEpoch());
+    MigrationRecord refused = readMigration();
+    assertTrue(refused.getCommitOpId().isEmpty(), refused.toString());
+    // Made permanent before it is reported: no retry of the multi can land after the source resumes.
+    assertEquals(MigrationState.MIGRATION_ABORTED, refused.getState());
+    assertEquals(result.reason(), refused.getReason());
+  }
+
+  @Test
+  void aVmMovedByAnotherWriterAfterPrepareIsNotMovedAgain() throws Exception {
+    ZkCutoverAuthority authority = authority();
+    authority.prepare(ID);
+    // Someone else moved web-1 (the records the commit read are now stale).
+    zk.setData().forPath(ZkPaths.vm(VM), Records.bytes(vm("host-c", 4)));
+    Stat vmBefore = stat(ZkPaths.vm(VM));
+
+    Result result = authority.commit(ID);
+
+    assertEquals(Outcome.REFUSED, result.outcome(), result.reason());
+    assertEquals(vmBefore.getVersion(), stat(ZkPaths.vm(VM)).getVersion(), "the VM record was not written");
+    assertEquals("host-c", readVm().getOwnerHost());
+    assertEquals(4, readVm().getEpoch());
+    MigrationRecord refused = readMigration();
+    assertTrue(refused.getCommitOpId().isEmpty(), refused.toString());
+    assertEquals(MigrationState.MIGRATION_ABORTED, refused.getState());
+  }
+
+  @Test
+  void aMigrationCarryingAnOldVmEpochIsRefused() throws Exception {
+    zk.setData().forPath(ZkPaths.migration(ID), Records.bytes(migration(2)));
+    Stat vmBefore = stat(ZkPaths.vm(VM));
+
+    Result result = authority().commit(ID);
+
+    assertEquals(Outcome.REFUSED, result.outcome(), result.reason());
+    assertTrue(result.reason().contains("epoch 3"), result.reason());
+    assertEquals(vmBefore.getVersion(), stat(ZkPaths.vm(VM)).getVersion(), "the VM record was not written");
+    assertEquals(MigrationState.MIGRATION_ABORTED, readMigration().getState());
+    // Refused for good: a second attempt finds the migration closed.
+    assertEquals(Outcome.REFUSED, authority().commit(ID).outcome());
+    assertEquals("host-a", readVm().getOwnerHost());
+  }
+
+  @Test
+  void aReplayedCommitThatFailsWithBadVersionIsRecognisedByItsOperationId() throws Exception {
+    // The failpoint replays the multi right after it landed, as Curator's retry after a lost
+    // connection does: the replay fails with BADVERSION although the commit is in.
+    System.setProperty("ferry.failpoint", ZkCutoverAuthority.FAILPOINT_DUPLICATE_COMMIT);
+    ZkCutoverAuthority authority = authority();
+    System.clearProperty("ferry.failpoint");
+    Stat vmBefore = stat(ZkPaths.vm(VM));
+
+    Result result = authority.commit(ID);
+
+    assertEquals(Outcome.COMMITTED, result.outcome(), result.reason());
+    assertEquals(4, result.epoch(), "one commit, one epoch step");
+    assertEquals(vmBefore.getVersion() + 1, stat(ZkPaths.vm(VM)).getVersion(), "the VM record was written once");
+    assertEquals("host-b", readVm().getOwnerHost());
+    MigrationRecord committed = readMigration();
+    assertFalse(committed.getCommitOpId().isEmpty());
+    assertEquals(MigrationState.MIGRATION_RUNNING, committed.getState(), "not marked aborted by the failed replay");
+  }
+
+  @Test
+  void aCommitRecordedByAnotherOperationIsUnknownNeverRefused() throws Exception {
+    ZkCutoverAuthority authority = authority();
+    authority.prepare(ID);
+    // Another commit of this migration landed in between (not ours: another operation id).
+    zk.setData().forPath(ZkPaths.vm(VM), Records.bytes(vm("host-b", 4)));
+    updateMigration(m -> m.toBuilder().setCommitOpId("op-someone-else").setPhase(MigrationPhase.PHASE_CUTOVER).build());
+
+    Result result = authority.commit(ID);
+
+    // Refused would let the source resume a guest the target may already run.
+    assertEquals(Outcome.UNKNOWN, result.outcome(), result.reason());
+    assertEquals("op-someone-else", readMigration().getCommitOpId());
+    assertEquals(MigrationState.MIGRATION_RUNNING, readMigration().getState());
+  }
+
+  @Test
+  void aCommitWhoseOutcomeCannotBeReadBackIsUnknown() throws Exception {
+    // A client that gives up quickly, so the test does not wait through Curator's retries.
+    CuratorFramework impatient = CuratorFrameworkFactory.builder().connectString(server.connectString())
+        .sessionTimeoutMs(4_000).connectionTimeoutMs(500).retryPolicy(new RetryNTimes(0, 0))
+        .authorization("digest", CREDENTIALS.getBytes(java.nio.charset.StandardCharsets.UTF_8)).build();
+    impatient.start();
+    try {
+      assertTrue(impatient.blockUntilConnected(10, TimeUnit.SECONDS));
+      ZkCutoverAuthority authority = new ZkCutoverAuthority(impatient, "host-a", 0, READ_BACK_MILLIS);
+      authority.prepare(ID);
+      zk.close();
+      zk = null;
+      server.close(); // ZooKeeper goes away between the last read and the multi
+      server = null;
+
+      Result result = authority.commit(ID);
+
+      assertEquals(Outcome.UNKNOWN, result.outcome(), result.reason());
+      assertEquals(0, result.epoch());
+    } finally {
+      impatient.close();
+    }
+  }
+
+  private ZkCutoverAuthority authority() {
+    return new ZkCutoverAuthority(zk, "host-a", 0, READ_BACK_MILLIS);
+  }
+
+  private static VmRecord vm(String owner, long epoch) {
+    return VmRecord.newBuilder().setFormatVersion(Records.FORMAT)
+        .setSpec(GuestSpec.newBuilder().setName(VM).setMemoryBytes(64L << 20).setVcpus(1))
+        .setOwnerHost(owner).setEpoch(epoch).setDesiredPower(PowerState.POWER_RUNNING)
+        .setPower(PowerState.POWER_RUNNING).setCurrentMigration(ID).build();
+  }
+
+  private static MigrationRecord migration(long vmEpoch) {
+    return MigrationRecord.newBuilder().setFormatVersion(Records.FORMAT).setId(ID).setVm(VM)
+        .setSourceHost("host-a").setTargetHost("host-b").setState(MigrationState.MIGRATION_RUNNING)
+        .setPhase(MigrationPhase.PHASE_STOP_AND_COPY).setVmEpoch(vmEpoch).build();
+  }
+
+  private void updateMigration(UnaryOperator<MigrationRecord> change) throws Exception {
+    zk.setData().forPath(ZkPaths.migration(ID), Records.bytes(change.apply(readMigration())));
+  }
+
+  private VmRecord readVm() throws Exception {
+    return Records.vm(ZkPaths.vm(VM), zk.getData().forPath(ZkPaths.vm(VM)));
+  }
+
+  private MigrationRecord readMigration() throws Exception {
+    return Records.migration(ZkPaths.migration(ID), zk.getData().forPath(ZkPaths.migration(ID)));
+  }
+
+  private Stat stat(String path) throws Exception {
+    return zk.checkExists().forPath(path);
+  }
+
+  private static int freePort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+      return s.getLocalPort();
+    }
+  }
+}
