@@ -4,8 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.ferry.cluster.model.MigrationStates;
 import dev.ferry.cluster.model.Records;
 import dev.ferry.cluster.model.ZkPaths;
+import dev.ferry.engine.precopy.MigrationFailpoints;
 import dev.ferry.engine.precopy.CutoverAuthority.Outcome;
 import dev.ferry.engine.precopy.CutoverAuthority.Result;
 import dev.ferry.proto.GuestSpec;
@@ -59,7 +61,7 @@ class ZkCutoverAuthorityTest {
 
   @AfterEach
   void stop() {
-    System.clearProperty("ferry.failpoint");
+    System.clearProperty(MigrationFailpoints.PROPERTY);
     if (zk != null) {
       zk.close();
     }
@@ -125,9 +127,12 @@ class ZkCutoverAuthorityTest {
     assertEquals(3, readVm().getEpoch());
     MigrationRecord refused = readMigration();
     assertTrue(refused.getCommitOpId().isEmpty(), refused.toString());
-    // Made permanent before it is reported: no retry of the multi can land after the source resumes.
-    assertEquals(MigrationState.MIGRATION_ABORTED, refused.getState());
-    assertEquals(result.reason(), refused.getReason());
+    // Made permanent before it is reported: the source marks its phase ABORTED (a version-checked
+    // write of its own field), so no retry of the multi can land after the source resumes; the
+    // coordinator then settles the state from the source's report.
+    assertEquals(MigrationPhase.PHASE_ABORTED, refused.getPhase());
+    assertEquals(MigrationState.MIGRATION_RUNNING, refused.getState(), "the state is the coordinator's to write");
+    assertFalse(MigrationStates.sourceMayProceed(refused));
   }
 
   @Test
@@ -146,7 +151,7 @@ class ZkCutoverAuthorityTest {
     assertEquals(4, readVm().getEpoch());
     MigrationRecord refused = readMigration();
     assertTrue(refused.getCommitOpId().isEmpty(), refused.toString());
-    assertEquals(MigrationState.MIGRATION_ABORTED, refused.getState());
+    assertEquals(MigrationPhase.PHASE_ABORTED, refused.getPhase());
   }
 
   @Test
@@ -159,7 +164,7 @@ class ZkCutoverAuthorityTest {
     assertEquals(Outcome.REFUSED, result.outcome(), result.reason());
     assertTrue(result.reason().contains("epoch 3"), result.reason());
     assertEquals(vmBefore.getVersion(), stat(ZkPaths.vm(VM)).getVersion(), "the VM record was not written");
-    assertEquals(MigrationState.MIGRATION_ABORTED, readMigration().getState());
+    assertEquals(MigrationPhase.PHASE_ABORTED, readMigration().getPhase());
     // Refused for good: a second attempt finds the migration closed.
     assertEquals(Outcome.REFUSED, authority().commit(ID).outcome());
     assertEquals("host-a", readVm().getOwnerHost());
@@ -169,9 +174,9 @@ class ZkCutoverAuthorityTest {
   void aReplayedCommitThatFailsWithBadVersionIsRecognisedByItsOperationId() throws Exception {
     // The failpoint replays the multi right after it landed, as Curator's retry after a lost
     // connection does: the replay fails with BADVERSION although the commit is in.
-    System.setProperty("ferry.failpoint", ZkCutoverAuthority.FAILPOINT_DUPLICATE_COMMIT);
+    System.setProperty(MigrationFailpoints.PROPERTY, MigrationFailpoints.Point.COMMIT_DUPLICATE.label());
     ZkCutoverAuthority authority = authority();
-    System.clearProperty("ferry.failpoint");
+    System.clearProperty(MigrationFailpoints.PROPERTY);
     Stat vmBefore = stat(ZkPaths.vm(VM));
 
     Result result = authority.commit(ID);
@@ -183,6 +188,7 @@ class ZkCutoverAuthorityTest {
     MigrationRecord committed = readMigration();
     assertFalse(committed.getCommitOpId().isEmpty());
     assertEquals(MigrationState.MIGRATION_RUNNING, committed.getState(), "not marked aborted by the failed replay");
+    assertEquals(MigrationPhase.PHASE_CUTOVER, committed.getPhase(), "not marked aborted by the failed replay");
   }
 
   @Test
