@@ -139,7 +139,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     if (config.zk() != null) {
       try {
         storage = new VmStorage(dev.ferry.storage.Datastore.open(config.datastore()), config.hostId());
-        member = new ClusterMember(this, config.zk(), config.cpuModel(), config.cpuCores()).join();
+        member = new ClusterMember(this, config.zk(), config.cpuModel(), config.cpuCores());
+        member.join(); // closed with the agent if this fails
       } catch (Exception e) {
         close();
         throw new IllegalStateException("cannot join the cluster: " + e.getMessage(), e);
@@ -304,14 +305,13 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public void incomingFailed(String migrationId, Guest guest, String reason) {
-    synchronized (this) {
-      if (admittedIncoming.remove(migrationId) != null) {
-        incoming.decrementAndGet();
-      }
-      Entry entry = guests.get(guest.name());
-      if (entry != null && entry.guest == guest) {
-        guests.remove(guest.name());
-      }
+    // No monitor here: this may run on an event loop while another admission allocates under it.
+    if (admittedIncoming.remove(migrationId) != null) {
+      incoming.decrementAndGet();
+    }
+    Entry entry = guests.get(guest.name());
+    if (entry != null && entry.guest == guest) {
+      guests.remove(guest.name(), entry);
     }
     try {
       reaper.execute(guest::destroy); // may run on an event loop: stopping vCPU threads waits

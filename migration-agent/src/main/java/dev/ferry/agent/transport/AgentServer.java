@@ -316,6 +316,14 @@ public final class AgentServer implements AutoCloseable {
     @Override
     public void channelRead(ChannelHandlerContext context, Object msg) {
       if (offloaded || !held.isEmpty()) {
+        if (!authenticated && !held.isEmpty()) {
+          // A source waits for HelloAck before it says more: an unproven peer holds one message at most.
+          ReferenceCountUtil.release(msg);
+          refusals.warn("closing the connection from " + context.channel().remoteAddress()
+              + ": it kept sending before its handshake was answered");
+          context.close();
+          return;
+        }
         held.add(msg);
         return;
       }

@@ -253,7 +253,14 @@ public final class TargetMigration {
   }
 
   /** Answers the Hello once the host has looked it up: the target proves the secret first. */
-  private synchronized void helloChecked(Expected found, Throwable error, byte[] sourceNonce, String sourceHost) {
+  private void helloChecked(Expected found, Throwable error, byte[] sourceNonce, String sourceHost) {
+    byte[] challenge = MigrationSecrets.nonce(); // outside the lock: the random source may read a device
+    synchronized (this) {
+      answerHello(found, error, sourceNonce, sourceHost, challenge);
+    }
+  }
+
+  private void answerHello(Expected found, Throwable error, byte[] sourceNonce, String sourceHost, byte[] challenge) {
     if (state != State.CHECKING) {
       return; // the link went away meanwhile
     }
@@ -262,7 +269,7 @@ public final class TargetMigration {
       return;
     }
     expected = found;
-    nonce = MigrationSecrets.nonce();
+    nonce = challenge;
     state = State.AWAIT_AUTH;
     LOG.info("migration {}: {} ({}) offered by {}; waiting for its proof", migrationId, found.spec().getName(),
         dev.ferry.common.Sizes.formatBytes(found.spec().getMemoryBytes()),

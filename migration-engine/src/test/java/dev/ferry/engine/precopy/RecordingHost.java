@@ -16,6 +16,11 @@ public final class RecordingHost implements TargetMigration.Host {
   public boolean refuseNext;
   /** The secret {@link #expectIncoming} asks the source to prove (null: no authentication). */
   public byte[] secret;
+  /**
+   * Where failed guests are destroyed: here by default (deterministic simulations); a transport
+   * calling from an event loop sets a thread of its own (stopping the vCPU threads waits).
+   */
+  public java.util.concurrent.Executor reaper = Runnable::run;
   /** Refuses the Hello itself (before any proof), as a host without room does. */
   public boolean refuseHello;
 
@@ -49,10 +54,7 @@ public final class RecordingHost implements TargetMigration.Host {
   @Override
   public void incomingFailed(String migrationId, Guest guest, String reason) {
     failure = reason;
-    // May be called on an event loop (the Netty tests): stopping the vCPU threads waits.
-    Thread reaper = new Thread(guest::destroy, "recording-host-reaper");
-    reaper.setDaemon(true);
-    reaper.start();
+    reaper.execute(guest::destroy);
   }
 
   @Override
