@@ -365,7 +365,7 @@ public final class ClusterMember implements AutoCloseable {
   private void reconcile() {
     pendingOutcomes.forEach(this::writeOutcome);
     List<VmRecord> vmRecords = read(vms, Records::vm);
-    List<MigrationRecord> migrationRecords = read(migrations, Records::migration);
+    List<MigrationRecord> migrationRecords = read(migrations, ClusterMember::migrationRecord);
     Map<String, String> guests = local.guestStates();
     Set<String> outgoing = local.outgoingMigrations();
     Set<String> migratingVms = ConcurrentHashMap.newKeySet();
@@ -772,6 +772,16 @@ public final class ClusterMember implements AutoCloseable {
       LOG.warn("host {}: cannot update {}: {}", local.hostId(), path, e.toString());
     }
     return false;
+  }
+
+  /** A migration record whose id can name its node (no path is ever built from another). */
+  private static MigrationRecord migrationRecord(String path, byte[] data) {
+    MigrationRecord m = Records.migration(path, data);
+    if (!dev.ferry.common.MigrationIds.isValid(m.getId()) || !ZkPaths.name(path).equals(m.getId())) {
+      throw new RecordException(path + ": id '" + dev.ferry.common.MigrationIds.printable(m.getId())
+          + "' is not a migration id or not the node's name");
+    }
+    return m;
   }
 
   private <T> List<T> read(CuratorCache cache, java.util.function.BiFunction<String, byte[], T> parser) {
