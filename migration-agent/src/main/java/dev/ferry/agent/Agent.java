@@ -32,7 +32,6 @@ import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.util.Map;
-import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
@@ -94,8 +93,17 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   private NettyTransport transport;
   private MemoryPool memoryPool = MemoryPool.NONE;
   private ClusterMember member;
-  private final Map<String, byte[]> incomingSecrets = new ConcurrentHashMap<>();
-  private final Map<String, GuestSpec> incomingSpecs = new ConcurrentHashMap<>();
+  /**
+   * Incoming migrations admitted here (after their source's proof), by id, with the spec they were
+   * admitted for: one connection per id; its lease is taken for this spec.
+   */
+  private final Map<String, GuestSpec> admittedIncoming = new ConcurrentHashMap<>();
+  /** Frees guests off the caller's thread (stopping their vCPU threads waits). */
+  private final java.util.concurrent.ExecutorService reaper = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+    Thread t = new Thread(r, "guest-reaper");
+    t.setDaemon(true);
+    return t;
+  });
   /** The datastore's side of the VMs this host owns (cluster mode: leases need ZooKeeper's epochs). */
   private VmStorage storage;
   /** The key-value services of the guests running here with that profile. */
@@ -119,14 +127,16 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     this.clock = clock;
   }
 
-  /** Creates the datastore directory if needed, picks the transport and binds the listen address. */
+  /**
+   * Creates the datastore directory if needed, picks the transport and binds the listen address.
+   * In a cluster the agent first joins and reads its records, then listens, then publishes its
+   * address: nothing reaches it before it knows what the cluster says.
+   */
   public Agent start() throws IOException {
     Files.createDirectories(config.datastore());
     memoryPool = new MemoryPool(config.memoryPoolBytes());
     transport = NettyTransport.create(config.transport(), config.allocator(), EVENT_LOOP_THREADS,
         "agent-" + config.hostId());
-    server = new AgentServer(transport, this, this, clock);
-    boundAddress = server.bind(config.listen());
     LOG.info("LZ4: {}", Lz4.describe());
     LOG.info("guest memory: {}", Guest.preload());
     runLog = RunLog.fromProperty(config.hostId());
@@ -134,13 +144,32 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       Guest.observeRuns(runLog);
     }
     preloadProtocol();
-    LOG.info("agent {} listening on {} (transport {}, datastore {}, capacity {}, memory pool {})", config.hostId(),
-        Addresses.format(boundAddress), transport.describe(), config.datastore(),
-        Sizes.formatBytes(config.memoryCapacityBytes()), Sizes.formatBytes(config.memoryPoolBytes()));
     if (config.zk() != null) {
       try {
         storage = new VmStorage(dev.ferry.storage.Datastore.open(config.datastore()), config.hostId());
-        member = new ClusterMember(this, config.zk(), config.cpuModel(), config.cpuCores()).start();
+        member = new ClusterMember(this, config.zk(), config.cpuModel(), config.cpuCores());
+        member.join(); // closed with the agent if this fails
+      } catch (Exception e) {
+        close();
+        throw new IllegalStateException("cannot join the cluster: " + e.getMessage(), e);
+      }
+    } else {
+      LOG.warn("agent {} stands alone (no --zk): standalone mode is for development; it listens on loopback only",
+          config.hostId());
+    }
+    server = new AgentServer(transport, this, this, clock);
+    try {
+      boundAddress = server.bind(config.listen());
+    } catch (RuntimeException e) {
+      close();
+      throw e;
+    }
+    LOG.info("agent {} listening on {} (transport {}, datastore {}, capacity {}, memory pool {})", config.hostId(),
+        Addresses.format(boundAddress), transport.describe(), config.datastore(),
+        Sizes.formatBytes(config.memoryCapacityBytes()), Sizes.formatBytes(config.memoryPoolBytes()));
+    if (member != null) {
+      try {
+        member.publish();
       } catch (Exception e) {
         close();
         throw new IllegalStateException("cannot join the cluster: " + e.getMessage(), e);
@@ -193,32 +222,50 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     }
   }
 
+  /**
+   * Reads only (runs off the event loop: in a cluster it asks ZooKeeper): whether a migration with
+   * this id may come here now and for which guest. In a cluster the guest is the VM record's, never
+   * the peer's, and the secret comes from the migration record.
+   */
+  @Override
+  public TargetMigration.Expected expectIncoming(String migrationId, GuestSpec announced) {
+    if (member == null && config.zk() != null) {
+      throw new TargetMigration.Refused("host " + hostId() + " has not joined its cluster yet");
+    }
+    TargetMigration.Expected expected = member == null ? new TargetMigration.Expected(announced, null)
+        : member.expectIncoming(migrationId, announced);
+    synchronized (this) {
+      checkIncoming(migrationId, expected.spec());
+    }
+    return expected;
+  }
+
+  /** Whether an incoming guest would be admitted now (without reserving anything). */
+  private void checkIncoming(String migrationId, GuestSpec spec) {
+    if (admittedIncoming.containsKey(migrationId)) {
+      throw new TargetMigration.Refused("migration " + migrationId + " already has its connection to " + hostId());
+    }
+    if (incoming.get() >= config.migrationsInMax()) {
+      throw new TargetMigration.Refused("host " + hostId() + " already receives " + incoming.get()
+          + " migrations (limit " + config.migrationsInMax() + ")");
+    }
+    admit(spec);
+  }
+
+  /** After the source's proof: reserves the name, allocates the memory (off the event loop). */
   @Override
   public Guest admitIncoming(String migrationId, GuestSpec spec) {
     synchronized (this) {
-      if (incoming.get() >= config.migrationsInMax()) {
-        throw new TargetMigration.Refused("host " + hostId() + " already receives " + incoming.get()
-            + " migrations (limit " + config.migrationsInMax() + ")");
-      }
-      if (member != null) {
-        // Only a migration the cluster recorded, to this host, for this VM; its secret comes with it.
-        incomingSecrets.put(migrationId, member.checkIncoming(migrationId, spec).getSecret().toByteArray());
-        incomingSpecs.put(migrationId, spec);
-      }
-      admit(spec);
+      checkIncoming(migrationId, spec);
       Guest guest = Guest.incoming(spec, clock, memoryPool);
       guests.put(spec.getName(), new Entry(guest, "incoming"));
+      admittedIncoming.put(migrationId, spec);
       incoming.incrementAndGet();
       LOG.info("migration {}: admitted {} into {} memory", migrationId, spec.getName(),
           guest.memory().isFresh() ? "fresh" : "pooled");
       guest.prefaultInBackground();
       return guest;
     }
-  }
-
-  @Override
-  public byte[] migrationSecret(String migrationId) {
-    return member == null ? null : incomingSecrets.get(migrationId);
   }
 
   @Override
@@ -231,7 +278,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public void committedHere(String migrationId, long epoch) {
-    GuestSpec spec = incomingSpecs.remove(migrationId);
+    GuestSpec spec = admittedIncoming.get(migrationId); // the record's spec: vm.conf never holds a peer's
     if (spec != null && storage != null && member != null) { // standalone agents hold no leases
       try {
         // Taken with the guest already running here (nothing writes its disk before this
@@ -266,18 +313,27 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public void incomingFailed(String migrationId, Guest guest, String reason) {
-    incomingSecrets.remove(migrationId);
-    incomingSpecs.remove(migrationId);
-    incoming.decrementAndGet();
-    guests.remove(guest.name());
-    guest.destroy();
+    // No monitor here: this may run on an event loop while another admission allocates under it.
+    if (admittedIncoming.remove(migrationId) != null) {
+      incoming.decrementAndGet();
+    }
+    Entry entry = guests.get(guest.name());
+    if (entry != null && entry.guest == guest) {
+      guests.remove(guest.name(), entry);
+    }
+    try {
+      reaper.execute(guest::destroy); // may run on an event loop: stopping vCPU threads waits
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      guest.destroy(); // shutting down
+    }
   }
 
   @Override
   public void incomingCommitted(String migrationId, Guest guest, dev.ferry.proto.GuestState resumedFrom,
       CompletableFuture<byte[]> digest) {
-    incomingSecrets.remove(migrationId);
-    incoming.decrementAndGet();
+    if (admittedIncoming.remove(migrationId) != null) {
+      incoming.decrementAndGet();
+    }
     Entry entry = guests.get(guest.name());
     if (entry != null) {
       entry.state = "running";
@@ -324,10 +380,16 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   // --- Admin requests ----------------------------------------------------------------------------
 
+  /** In a cluster guests come only from records: the port takes listing and status only. */
+  @Override
+  public boolean servesMutations() {
+    return config.zk() == null;
+  }
+
   @Override
   public void handle(AgentRequest request, ReplySink replies) {
     try {
-      if (member != null && request.getBodyCase() != AgentRequest.BodyCase.LIST
+      if (config.zk() != null && request.getBodyCase() != AgentRequest.BodyCase.LIST
           && request.getBodyCase() != AgentRequest.BodyCase.QUERY) {
         throw new IllegalStateException("host " + hostId() + " is managed by the cluster's coordinator:"
             + " use ferry vm / ferry migrate (only listing and status are answered here)");
@@ -405,8 +467,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     long acceptedNanos = clock.nanoTime();
     MigrationSettings settings = MigrationSettings.from(request.getPolicy());
     InetSocketAddress target = Addresses.parse("target_address", request.getTargetAddress());
-    String id = request.getMigrationId().isEmpty() ? "m-" + UUID.randomUUID().toString().substring(0, 8)
-        : request.getMigrationId();
+    String id = request.getMigrationId().isEmpty() ? dev.ferry.common.MigrationIds.random()
+        : dev.ferry.common.MigrationIds.check("migration_id", request.getMigrationId());
     startOutgoing(id, request.getGuest(), target, settings, null, CutoverAuthority.LOCAL, acceptedNanos,
         progress -> replies.send(AgentReply.newBuilder().setProgress(progress).build()),
         report -> {
@@ -716,6 +778,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       member.close(); // leave the cluster first: the coordinator sees the host go
     }
     kvStarter.shutdownNow();
+    reaper.shutdown();
     kvServices.values().forEach(dev.ferry.agent.app.KvService::close);
     kvServices.clear();
     if (storage != null) {

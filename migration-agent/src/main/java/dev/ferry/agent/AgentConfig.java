@@ -50,6 +50,12 @@ public record AgentConfig(
     if (listen == null) {
       throw new InvalidConfigException("listen", "missing");
     }
+    if (zk == null && (listen.getAddress() == null || !listen.getAddress().isLoopbackAddress())) {
+      // Without a cluster nothing authenticates an admin command or a migration's source.
+      throw new InvalidConfigException("listen", "--listen " + listen.getHostString() + ":" + listen.getPort()
+          + " is not a loopback address: an agent without --zk is for development and listens on loopback only"
+          + " (127.0.0.1 or ::1); join a cluster with --zk to listen elsewhere");
+    }
     if (datastore == null) {
       throw new InvalidConfigException("datastore", "missing");
     }

@@ -19,7 +19,6 @@ import com.google.protobuf.ByteString;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.UUID;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -438,7 +437,7 @@ public final class Coordinator implements AutoCloseable {
       } catch (KeeperException.NoNodeException e) {
         throw new Refused(404, "there is no VM named " + request.getVm());
       }
-      String migrationId = "m-" + UUID.randomUUID().toString().substring(0, 8);
+      String migrationId = dev.ferry.common.MigrationIds.random();
       MigrationRecord m = MigrationRecord.newBuilder().setFormatVersion(Records.FORMAT).setId(migrationId)
           .setVm(request.getVm()).setSourceHost(vm.getOwnerHost()).setTargetHost(request.getTargetHost())
           .setPolicy(request.getPolicy()).setState(MigrationState.MIGRATION_QUEUED)
@@ -476,6 +475,9 @@ public final class Coordinator implements AutoCloseable {
   }
 
   private MigrationRecord requireMigration(String migrationId) throws Exception {
+    if (!dev.ferry.common.MigrationIds.isValid(migrationId)) {
+      throw new Refused(404, "there is no migration '" + dev.ferry.common.MigrationIds.printable(migrationId) + "'");
+    }
     try {
       return Records.migration(ZkPaths.migration(migrationId), zk.getData().forPath(ZkPaths.migration(migrationId)));
     } catch (KeeperException.NoNodeException e) {

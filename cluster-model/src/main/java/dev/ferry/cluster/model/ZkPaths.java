@@ -31,8 +31,9 @@ public final class ZkPaths {
     return RETIRED + "/" + name;
   }
 
+  /** Throws {@link dev.ferry.common.InvalidConfigException} unless {@code id} is a migration id: no path from a bad one. */
   public static String migration(String id) {
-    return MIGRATIONS + "/" + id;
+    return MIGRATIONS + "/" + dev.ferry.common.MigrationIds.check("migration id", id);
   }
 
   /** The last path element. */

@@ -134,20 +134,21 @@ class ClusterCliTest {
     assertEquals(2, cluster.vm("stale-1").getEpoch());
     // A migration record carrying the VM's old epoch 1 (what a deposed coordinator or a replayed
     // request would write): its source, the owner, must refuse to act on it.
-    MigrationRecord stale = MigrationRecord.newBuilder().setFormatVersion(Records.FORMAT).setId("m-stale")
+    String staleId = dev.ferry.common.MigrationIds.random();
+    MigrationRecord stale = MigrationRecord.newBuilder().setFormatVersion(Records.FORMAT).setId(staleId)
         .setVm("stale-1").setSourceHost("host-2").setTargetHost("host-1")
         .setPolicy(MigrationPolicy.getDefaultInstance()).setState(MigrationState.MIGRATION_RUNNING)
         .setSecret(ByteString.copyFrom(new byte[32])).setVmEpoch(1).setCreatedMs(System.currentTimeMillis()).build();
-    cluster.zk().create().forPath(ZkPaths.migration("m-stale"), Records.bytes(stale));
+    cluster.zk().create().forPath(ZkPaths.migration(staleId), Records.bytes(stale));
     TestCluster.await("host-2 refuses m-stale", Duration.ofSeconds(30),
         () -> {
           try {
-            return cluster.migration("m-stale").getState() == MigrationState.MIGRATION_ABORTED;
+            return cluster.migration(staleId).getState() == MigrationState.MIGRATION_ABORTED;
           } catch (Exception e) {
             return false;
           }
         });
-    MigrationRecord refused = cluster.migration("m-stale");
+    MigrationRecord refused = cluster.migration(staleId);
     assertTrue(refused.getReason().contains("epoch 1, older than epoch 2"), refused.getReason());
     cluster.assertRunsOnlyOn("stale-1", "host-2");
     assertEquals(2, cluster.vm("stale-1").getEpoch(), "nothing moved");

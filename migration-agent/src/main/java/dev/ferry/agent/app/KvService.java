@@ -48,8 +48,15 @@ public final class KvService implements AutoCloseable {
   private final KvLog log;
   private final Map<String, String> data = new ConcurrentHashMap<>();
   private final EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
-  /** Appends block on the disk: one thread, so they land in order and never on the event loop. */
-  private final EventExecutorGroup disk = new DefaultEventExecutorGroup(1);
+  /**
+   * Appends block on the disk: one thread, so they land in order and never on the event loop. A
+   * plain thread, not Netty's FastThreadLocalThread, which BlockHound takes for an event loop.
+   */
+  private final EventExecutorGroup disk = new DefaultEventExecutorGroup(1, runnable -> {
+    Thread t = new Thread(runnable, "kv-disk");
+    t.setDaemon(true);
+    return t;
+  });
   private Channel server;
 
   private KvService(String vm, LeasedWriter writer, VmDirectory dir) {

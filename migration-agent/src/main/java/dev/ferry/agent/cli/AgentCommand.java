@@ -98,6 +98,7 @@ public final class AgentCommand implements Callable<Integer> {
       spec.commandLine().getErr().println("ferry agent: " + e.getMessage());
       return ExitCodes.USAGE;
     }
+    dev.ferry.agent.BlockingCheck.installIfAsked();
     Agent agent = new Agent(agentConfig, Clock.SYSTEM);
     try {
       agent.start();

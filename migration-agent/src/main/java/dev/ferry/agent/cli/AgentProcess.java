@@ -63,14 +63,17 @@ public final class AgentProcess implements AutoCloseable {
 
   /**
    * The command line of a child JVM running {@code main} with this JVM's class path, its module
-   * flags (Chronicle's access on Java 17) and Chronicle's analytics off, plus {@code jvmArgs}.
+   * flags (Chronicle's access on Java 17), its BlockHound setting (tests) and Chronicle's analytics
+   * off, plus {@code jvmArgs}.
    */
   public static List<String> childJvm(String heap, List<String> jvmArgs, Class<?> main) {
     List<String> command = new ArrayList<>();
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     command.add("-Xmx" + heap);
     for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-      if (arg.startsWith("--add-") || arg.startsWith("-Dchronicle") || arg.startsWith("-Dio.netty")) {
+      if (arg.startsWith("--add-") || arg.startsWith("-Dchronicle") || arg.startsWith("-Dio.netty")
+          || arg.startsWith("-D" + dev.ferry.agent.BlockingCheck.PROPERTY + "=")
+          || arg.equals("-XX:+AllowRedefinitionToAddDeleteMethods")) { // BlockHound in the tests' agents
         command.add(arg);
       }
     }

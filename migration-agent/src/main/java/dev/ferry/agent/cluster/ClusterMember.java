@@ -148,6 +148,9 @@ public final class ClusterMember implements AutoCloseable {
   private CuratorCache vms;
   private CuratorCache migrations;
   private volatile boolean closed;
+  /** The host is announced: the reconciler may act (before, caches only fill). */
+  private volatile boolean published;
+  private static final int JOIN_TIMEOUT_SECONDS = 30;
   /** The VM cache holds ZooKeeper's records (not an empty start): local guests without one may go. */
   private volatile boolean vmsLoaded;
 
@@ -158,12 +161,17 @@ public final class ClusterMember implements AutoCloseable {
     this.cpuCores = cpuCores;
   }
 
-  /** Connects, announces the host and starts watching; fails if ZooKeeper is not reachable in time. */
-  public ClusterMember start() throws Exception {
+  /**
+   * Connects and reads the cluster's records (the VM and migration caches are loaded when this
+   * returns); fails if ZooKeeper is not reachable in time. The host is not announced yet: the
+   * agent listens first, then {@link #publish}es its address.
+   */
+  public ClusterMember join() throws Exception {
     zk = ZkClients.start(settings);
-    if (!zk.blockUntilConnected(30, TimeUnit.SECONDS)) {
+    if (!zk.blockUntilConnected(JOIN_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
       zk.close();
-      throw new IllegalStateException("cannot reach ZooKeeper at " + settings.connect() + " within 30 s");
+      throw new IllegalStateException("cannot reach ZooKeeper at " + settings.connect() + " within "
+          + JOIN_TIMEOUT_SECONDS + " s");
     }
     connected.set(true);
     for (String path : List.of(ZkPaths.HOSTS, ZkPaths.VMS, ZkPaths.MIGRATIONS)) {
@@ -173,33 +181,48 @@ public final class ClusterMember implements AutoCloseable {
         // already there
       }
     }
-    refuseDuplicateHost();
     warmUp();
-    hostNode = new PersistentNode(zk, CreateMode.EPHEMERAL, false, ZkPaths.host(local.hostId()),
-        Records.bytes(hostRecord()));
-    hostNode.start();
-    if (!hostNode.waitForInitialCreate(30, TimeUnit.SECONDS)) {
-      throw new IllegalStateException("could not register host " + local.hostId() + " in ZooKeeper");
-    }
-    zk.getConnectionStateListenable().addListener((client, state) -> onConnectionState(state));
     vms = CuratorCache.build(zk, ZkPaths.VMS);
     migrations = CuratorCache.build(zk, ZkPaths.MIGRATIONS);
+    java.util.concurrent.CountDownLatch loaded = new java.util.concurrent.CountDownLatch(2);
     vms.listenable().addListener(org.apache.curator.framework.recipes.cache.CuratorCacheListener.builder()
         .forAll((type, before, after) -> wake()).forInitialized(() -> {
           vmsLoaded = true;
+          loaded.countDown();
           wake();
         }).build());
-    migrations.listenable().addListener((type, before, after) -> {
-      if (after != null) {
-        java.util.concurrent.CompletableFuture<Void> waiter = commitWaiters.get(after.getPath());
-        if (waiter != null) {
-          waiter.complete(null);
-        }
-      }
-      wake();
-    });
+    migrations.listenable().addListener(org.apache.curator.framework.recipes.cache.CuratorCacheListener.builder()
+        .forAll((type, before, after) -> {
+          if (after != null) {
+            java.util.concurrent.CompletableFuture<Void> waiter = commitWaiters.get(after.getPath());
+            if (waiter != null) {
+              waiter.complete(null);
+            }
+          }
+          wake();
+        }).forInitialized(loaded::countDown).build());
     vms.start();
     migrations.start();
+    if (!loaded.await(JOIN_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+      throw new IllegalStateException("could not read the cluster's records within " + JOIN_TIMEOUT_SECONDS + " s");
+    }
+    return this;
+  }
+
+  /**
+   * Announces the host at its bound address and starts making the records so. Called once the
+   * agent listens (the host record carries the address).
+   */
+  public ClusterMember publish() throws Exception {
+    refuseDuplicateHost();
+    hostNode = new PersistentNode(zk, CreateMode.EPHEMERAL, false, ZkPaths.host(local.hostId()),
+        Records.bytes(hostRecord()));
+    hostNode.start();
+    if (!hostNode.waitForInitialCreate(JOIN_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+      throw new IllegalStateException("could not register host " + local.hostId() + " in ZooKeeper");
+    }
+    zk.getConnectionStateListenable().addListener((client, state) -> onConnectionState(state));
+    published = true;
     loop.scheduleWithFixedDelay(this::reconcileSafely, 0, RECONCILE_EVERY_MILLIS, TimeUnit.MILLISECONDS);
     loop.scheduleWithFixedDelay(this::heartbeat, HEARTBEAT_EVERY_MILLIS, HEARTBEAT_EVERY_MILLIS,
         TimeUnit.MILLISECONDS);
@@ -346,7 +369,7 @@ public final class ClusterMember implements AutoCloseable {
   }
 
   private void wake() {
-    if (!closed) {
+    if (!closed && published) {
       loop.execute(this::reconcileSafely);
     }
   }
@@ -366,7 +389,7 @@ public final class ClusterMember implements AutoCloseable {
   private void reconcile() {
     pendingOutcomes.forEach(this::writeOutcome);
     List<VmRecord> vmRecords = read(vms, Records::vm);
-    List<MigrationRecord> migrationRecords = read(migrations, Records::migration);
+    List<MigrationRecord> migrationRecords = read(migrations, ClusterMember::migrationRecord);
     Map<String, String> guests = local.guestStates();
     Set<String> outgoing = local.outgoingMigrations();
     Map<String, MigrationRecord> byId = new java.util.HashMap<>();
@@ -612,17 +635,44 @@ public final class ClusterMember implements AutoCloseable {
 
   // --- Target side -------------------------------------------------------------------------------
 
-  /** Checks an incoming migration against the cluster's record; throws {@link TargetMigration.Refused} if not. */
-  public MigrationRecord checkIncoming(String migrationId, GuestSpec spec) {
+  /**
+   * Checks an incoming migration against the cluster's records, reading only (a sync and two
+   * reads; called off the event loop): the migration is running, not being cancelled, goes to
+   * this host and moves the VM the source announces. Returns the VM record's spec (the guest the
+   * target will allocate, never the peer's) and the migration's secret; throws
+   * {@link TargetMigration.Refused} if not.
+   */
+  public TargetMigration.Expected expectIncoming(String migrationId, GuestSpec announced) {
+    if (!dev.ferry.common.MigrationIds.isValid(migrationId)) {
+      throw new TargetMigration.Refused("migration id '" + dev.ferry.common.MigrationIds.printable(migrationId)
+          + "' is not valid");
+    }
+    String path = ZkPaths.migration(migrationId);
     MigrationRecord m;
+    VmRecord vm;
     try {
-      ZkSync.sync(zk, ZkPaths.migration(migrationId));
-      m = Records.migration(ZkPaths.migration(migrationId), zk.getData().forPath(ZkPaths.migration(migrationId)));
+      ZkSync.sync(zk, path);
+      m = Records.migration(path, zk.getData().forPath(path));
+      checkIncoming(m, announced);
+      vm = Records.vm(ZkPaths.vm(m.getVm()), zk.getData().forPath(ZkPaths.vm(m.getVm())));
     } catch (KeeperException.NoNodeException e) {
-      throw new TargetMigration.Refused("the cluster has no migration " + migrationId);
+      throw new TargetMigration.Refused("the cluster has no migration " + migrationId + " (or its VM)");
+    } catch (TargetMigration.Refused e) {
+      throw e;
     } catch (Exception e) {
       throw new TargetMigration.Refused("cannot read migration " + migrationId + " from ZooKeeper: " + e.getMessage());
     }
+    GuestSpec spec = vm.getSpec();
+    if (spec.getMemoryBytes() != announced.getMemoryBytes()) {
+      throw new TargetMigration.Refused("migration " + migrationId + ": the source announces "
+          + dev.ferry.common.Sizes.formatBytes(announced.getMemoryBytes()) + " of memory, the record of "
+          + m.getVm() + " says " + dev.ferry.common.Sizes.formatBytes(spec.getMemoryBytes()));
+    }
+    return new TargetMigration.Expected(spec, m.getSecret().toByteArray());
+  }
+
+  private void checkIncoming(MigrationRecord m, GuestSpec announced) {
+    String migrationId = m.getId();
     if (!m.getTargetHost().equals(local.hostId())) {
       throw new TargetMigration.Refused("migration " + migrationId + " goes to " + m.getTargetHost() + ", not here");
     }
@@ -630,10 +680,10 @@ public final class ClusterMember implements AutoCloseable {
       throw new TargetMigration.Refused("migration " + migrationId + " is " + m.getState()
           + (m.getCancelRequested() ? " (cancel requested)" : ""));
     }
-    if (!m.getVm().equals(spec.getName())) {
-      throw new TargetMigration.Refused("migration " + migrationId + " moves " + m.getVm() + ", not " + spec.getName());
+    if (!m.getVm().equals(announced.getName())) {
+      throw new TargetMigration.Refused("migration " + migrationId + " moves " + m.getVm() + ", not "
+          + dev.ferry.common.MigrationIds.printable(announced.getName()));
     }
-    return m;
   }
 
   /** True if ZooKeeper shows the migration committed, with the VM owned here at {@code epoch}. */
@@ -732,6 +782,16 @@ public final class ClusterMember implements AutoCloseable {
       LOG.warn("host {}: cannot update {}: {}", local.hostId(), path, e.toString());
     }
     return false;
+  }
+
+  /** A migration record whose id can name its node (no path is ever built from another). */
+  private static MigrationRecord migrationRecord(String path, byte[] data) {
+    MigrationRecord m = Records.migration(path, data);
+    if (!dev.ferry.common.MigrationIds.isValid(m.getId()) || !ZkPaths.name(path).equals(m.getId())) {
+      throw new RecordException(path + ": id '" + dev.ferry.common.MigrationIds.printable(m.getId())
+          + "' is not a migration id or not the node's name");
+    }
+    return m;
   }
 
   private <T> List<T> read(CuratorCache cache, java.util.function.BiFunction<String, byte[], T> parser) {

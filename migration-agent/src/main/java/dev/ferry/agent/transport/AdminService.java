@@ -14,5 +14,15 @@ public interface AdminService {
     void end();
   }
 
+  /** Runs off the event loop (it may block); replies may be sent from any thread. */
   void handle(AgentRequest request, ReplySink replies);
+
+  /**
+   * Whether requests that change something (create, destroy, migrate, cancel) are served. An
+   * agent in a cluster takes those only from its records: the migration port answers listing
+   * and status, and the router refuses the rest before they reach the agent.
+   */
+  default boolean servesMutations() {
+    return true;
+  }
 }

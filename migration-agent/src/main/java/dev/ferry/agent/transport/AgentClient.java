@@ -23,7 +23,7 @@ import io.netty.channel.SimpleChannelInboundHandler;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.time.Duration;
-import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.LinkedTransferQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 
@@ -168,7 +168,8 @@ public final class AgentClient {
    * Fails if the agent stays silent for {@code idleTimeout}.
    */
   public void stream(AgentRequest request, Consumer<AgentReply> each, Duration idleTimeout) throws IOException {
-    LinkedBlockingQueue<Object> replies = new LinkedBlockingQueue<>();
+    // Filled on the event loop: a lock-free queue (a contended lock would park the loop).
+    LinkedTransferQueue<Object> replies = new LinkedTransferQueue<>();
     Object end = new Object();
     Bootstrap bootstrap = new Bootstrap().group(transport.group()).channel(transport.channel())
         .option(ChannelOption.ALLOCATOR, transport.allocator())

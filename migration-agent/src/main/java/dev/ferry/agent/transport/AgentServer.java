@@ -4,7 +4,11 @@ import dev.ferry.engine.clock.Clock;
 import dev.ferry.engine.precopy.ControlSink;
 import dev.ferry.engine.precopy.TargetMigration;
 import dev.ferry.engine.wire.ProtocolException;
+import dev.ferry.common.MigrationIds;
+import dev.ferry.engine.wire.Wire;
 import dev.ferry.proto.AgentReply;
+import dev.ferry.proto.AgentRequest;
+import dev.ferry.proto.HelloAck;
 import dev.ferry.proto.Control;
 import dev.ferry.proto.Error;
 import io.netty.bootstrap.ServerBootstrap;
@@ -15,31 +19,55 @@ import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelPipeline;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.RecvByteBufAllocator;
 import io.netty.channel.AdaptiveRecvByteBufAllocator;
 import io.netty.handler.timeout.IdleStateEvent;
 import io.netty.handler.timeout.IdleStateHandler;
-import io.netty.handler.timeout.ReadTimeoutHandler;
 import io.netty.util.ReferenceCountUtil;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
+import java.util.ArrayDeque;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.BiConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * The agent's listening socket. A connection's first control message decides what it is: a
  * {@code Hello} starts an incoming migration (its pages go straight into guest memory on the event
- * loop), an {@code AgentRequest} is an admin call. A connection that says nothing within
- * {@link #FIRST_MESSAGE_TIMEOUT_SECONDS} is closed; a migration whose source goes silent for
+ * loop), an {@code AgentRequest} is an admin call.
+ *
+ * <p>Until a peer has authenticated (a migration's source proved its secret; an admin client sent
+ * its one request) it gets little: frames of at most {@link Frames#UNAUTHENTICATED_FRAME_BYTES_MAX},
+ * a fixed deadline of {@link #HANDSHAKE_DEADLINE_SECONDS} from accept (not restarted by what it
+ * sends), and at most {@link #UNAUTHENTICATED_CONNECTIONS_MAX} such connections at a time.
+ *
+ * <p>Event loops never block: what may (ZooKeeper reads, admission and allocation, confirming a
+ * commit, admin requests) runs on the server's executors while the connection stops reading, and
+ * the connection goes on once it is done. A migration whose source goes silent for
  * {@link #SOURCE_IDLE_SECONDS} is aborted.
  */
 public final class AgentServer implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(AgentServer.class);
-  static final int FIRST_MESSAGE_TIMEOUT_SECONDS = 10;
+  static final int HANDSHAKE_DEADLINE_SECONDS = 10;
+  static final int UNAUTHENTICATED_CONNECTIONS_MAX = 64;
   static final int SOURCE_IDLE_SECONDS = 60;
+  private static final long REFUSAL_LOG_EVERY_MILLIS = 10_000;
+  /** Handshake steps: a few ZooKeeper reads or an allocation each; bounded by the unauthenticated cap. */
+  private static final int HANDSHAKE_THREADS = 4;
+  private static final int ADMIN_THREADS = 2;
   /**
    * Reads of up to 256 KiB: large enough to move a page batch in one or two system calls, and
    * within what Netty's adaptive allocator pools (larger buffers would be allocated, zeroed and
@@ -51,6 +79,12 @@ public final class AgentServer implements AutoCloseable {
   private final TargetMigration.Host host;
   private final AdminService admin;
   private final Clock clock;
+  private final AtomicInteger unauthenticated = new AtomicInteger();
+  private final RateLimitedLog refusals = new RateLimitedLog(LOG, REFUSAL_LOG_EVERY_MILLIS);
+  private final ExecutorService handshakeWork = pool("agent-handshake", HANDSHAKE_THREADS);
+  /** Commits are confirmed on threads of their own: a paused guest never waits behind a handshake. */
+  private final ExecutorService switchoverWork = Executors.newCachedThreadPool(daemon("agent-switchover"));
+  private final ExecutorService adminWork = pool("agent-admin", ADMIN_THREADS);
   private Channel serverChannel;
 
   public AgentServer(NettyTransport transport, TargetMigration.Host host, AdminService admin, Clock clock) {
@@ -58,6 +92,22 @@ public final class AgentServer implements AutoCloseable {
     this.host = host;
     this.admin = admin;
     this.clock = clock;
+  }
+
+  private static ExecutorService pool(String name, int threads) {
+    ThreadPoolExecutor pool = new ThreadPoolExecutor(threads, threads, 30, TimeUnit.SECONDS,
+        new LinkedBlockingQueue<>(), daemon(name));
+    pool.allowCoreThreadTimeOut(true);
+    return pool;
+  }
+
+  private static ThreadFactory daemon(String name) {
+    AtomicInteger count = new AtomicInteger();
+    return r -> {
+      Thread t = new Thread(r, name + "-" + count.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    };
   }
 
   /** Binds {@code listen}; returns the bound address (port 0 picks a free one). */
@@ -74,8 +124,8 @@ public final class AgentServer implements AutoCloseable {
           protected void initChannel(Channel ch) {
             PlacementRecvAllocator placement = new PlacementRecvAllocator(RECEIVE_BUFFERS);
             ch.config().setRecvByteBufAllocator(placement);
-            ch.pipeline().addLast("first-message-timeout", new ReadTimeoutHandler(FIRST_MESSAGE_TIMEOUT_SECONDS));
-            Frames.install(ch.pipeline());
+            ch.pipeline().addLast("handshake-guard", new HandshakeGuard());
+            Frames.install(ch.pipeline(), Frames.UNAUTHENTICATED_FRAME_BYTES_MAX);
             ch.pipeline().addLast("router", new Router());
           }
         });
@@ -96,6 +146,9 @@ public final class AgentServer implements AutoCloseable {
     if (serverChannel != null) {
       serverChannel.close().syncUninterruptibly();
     }
+    handshakeWork.shutdownNow();
+    adminWork.shutdownNow();
+    switchoverWork.shutdown(); // a commit being confirmed finishes
   }
 
   /**
@@ -119,6 +172,61 @@ public final class AgentServer implements AutoCloseable {
     }
   }
 
+  /**
+   * Counts the connection among the unauthenticated ones (closing it at once past the cap) and
+   * closes it at a fixed deadline from accept unless {@link #authenticated} came first.
+   */
+  private final class HandshakeGuard extends ChannelInboundHandlerAdapter {
+    private ScheduledFuture<?> deadline;
+    private boolean counted;
+
+    @Override
+    public void channelActive(ChannelHandlerContext ctx) {
+      if (unauthenticated.incrementAndGet() > UNAUTHENTICATED_CONNECTIONS_MAX) {
+        unauthenticated.decrementAndGet();
+        refusals.warn("closing a connection from " + ctx.channel().remoteAddress() + " at once: "
+            + UNAUTHENTICATED_CONNECTIONS_MAX + " connections already wait for their handshake");
+        ctx.close();
+        return;
+      }
+      counted = true;
+      deadline = ctx.executor().schedule(() -> {
+        refusals.warn("closing the connection from " + ctx.channel().remoteAddress() + ": no authenticated"
+            + " handshake within " + HANDSHAKE_DEADLINE_SECONDS + " s of accept");
+        ctx.close();
+      }, HANDSHAKE_DEADLINE_SECONDS, TimeUnit.SECONDS);
+      ctx.fireChannelActive();
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+      authenticated();
+      ctx.fireChannelInactive();
+    }
+
+    /** The peer proved itself (or sent its one admin request): no deadline, no longer counted. */
+    void authenticated() {
+      if (deadline != null) {
+        deadline.cancel(false);
+      }
+      if (counted) {
+        counted = false;
+        unauthenticated.decrementAndGet();
+      }
+    }
+  }
+
+  private static void authenticated(ChannelPipeline pipeline) {
+    HandshakeGuard guard = pipeline.get(HandshakeGuard.class);
+    if (guard != null) {
+      guard.authenticated();
+    }
+    Frames.FrameDecoder decoder = pipeline.get(Frames.FrameDecoder.class);
+    if (decoder != null) {
+      decoder.authenticated();
+    }
+  }
+
   /** Looks at the first message and installs the handler for what the connection is. */
   private final class Router extends ChannelInboundHandlerAdapter {
     @Override
@@ -128,14 +236,28 @@ public final class AgentServer implements AutoCloseable {
         refuse(ctx, "the first frame must be a control message");
         return;
       }
-      ctx.pipeline().remove("first-message-timeout");
       switch (control.getBodyCase()) {
         case HELLO -> {
+          String id = control.getHello().getMigrationId();
+          if (!MigrationIds.isValid(id)) {
+            // Checked before the id reaches a log line, a ZooKeeper path or the engine.
+            refuseHello(ctx, "migration_id: '" + MigrationIds.printable(id) + "' is not a migration id");
+            return;
+          }
           ctx.pipeline().addBefore(Frames.FRAME_DECODER, "source-idle",
               new IdleStateHandler(SOURCE_IDLE_SECONDS, 0, 0, TimeUnit.SECONDS));
           ctx.pipeline().replace(this, "target", new TargetHandler());
         }
-        case REQUEST -> ctx.pipeline().replace(this, "admin", new AdminHandler());
+        case REQUEST -> {
+          AgentRequest.BodyCase kind = control.getRequest().getBodyCase();
+          if (!admin.servesMutations() && kind != AgentRequest.BodyCase.LIST && kind != AgentRequest.BodyCase.QUERY) {
+            refuse(ctx, "this host is managed by its cluster's coordinator: " + kind
+                + " is not served here (only listing and status); use ferry vm / ferry migrate");
+            return;
+          }
+          authenticated(ctx.pipeline()); // the request is all an admin client sends
+          ctx.pipeline().replace(this, "admin", new AdminHandler());
+        }
         default -> {
           refuse(ctx, "the first message must be Hello or an agent request, not " + control.getBodyCase());
           return;
@@ -152,18 +274,33 @@ public final class AgentServer implements AutoCloseable {
     }
 
     private void refuse(ChannelHandlerContext ctx, String reason) {
-      LOG.warn("refusing connection from {}: {}", ctx.channel().remoteAddress(), reason);
+      refusals.warn("refusing connection from " + ctx.channel().remoteAddress() + ": " + reason);
       ctx.writeAndFlush(Control.newBuilder().setReply(AgentReply.newBuilder()
           .setError(Error.newBuilder().setMessage(reason))).build()).addListener(ChannelFutureListener.CLOSE);
     }
+
+    private void refuseHello(ChannelHandlerContext ctx, String reason) {
+      refusals.warn("refusing a migration from " + ctx.channel().remoteAddress() + ": " + reason);
+      ctx.writeAndFlush(Control.newBuilder().setHelloAck(HelloAck.newBuilder().setAccepted(false)
+          .setProtocolVersion(Wire.PROTOCOL_VERSION).setTargetHost(host.hostId()).setReason(reason)).build())
+          .addListener(ChannelFutureListener.CLOSE);
+    }
   }
 
-  /** Feeds one incoming migration, on the connection's event loop. */
+  /**
+   * Feeds one incoming migration, on the connection's event loop. While a step of the migration
+   * runs on an executor ({@link #offload}) the connection stops reading and holds what was already
+   * decoded, then delivers it in order once the step is done.
+   */
   private final class TargetHandler extends ChannelInboundHandlerAdapter implements ControlSink {
     private ChannelHandlerContext ctx;
     private TargetMigration migration;
     private boolean placing;
     private boolean closing;
+    private boolean authenticated;
+    private boolean offloaded;
+    private final ArrayDeque<Object> held = new ArrayDeque<>();
+    private volatile ChannelFuture lastWrite;
 
     @Override
     public void handlerAdded(ChannelHandlerContext context) {
@@ -172,7 +309,28 @@ public final class AgentServer implements AutoCloseable {
     }
 
     @Override
+    public void handlerRemoved(ChannelHandlerContext context) {
+      releaseHeld();
+    }
+
+    @Override
     public void channelRead(ChannelHandlerContext context, Object msg) {
+      if (offloaded || !held.isEmpty()) {
+        if (!authenticated && !held.isEmpty()) {
+          // A source waits for HelloAck before it says more: an unproven peer holds one message at most.
+          ReferenceCountUtil.release(msg);
+          refusals.warn("closing the connection from " + context.channel().remoteAddress()
+              + ": it kept sending before its handshake was answered");
+          context.close();
+          return;
+        }
+        held.add(msg);
+        return;
+      }
+      deliver(msg);
+    }
+
+    private void deliver(Object msg) {
       try {
         if (closing) {
           return; // the migration is over: what still arrives is dropped
@@ -190,11 +348,12 @@ public final class AgentServer implements AutoCloseable {
           migration.onPagesStart(start.bodyBytes());
         } else if (msg instanceof Control control) {
           migration.onControl(control);
-          if (!placing && migration.isReceiving() && placementSafe()
-              && context.channel().config().getRecvByteBufAllocator() instanceof PlacementRecvAllocator placement) {
-            placing = true;
-            placement.activate(context.pipeline().get(Frames.FrameDecoder.class), migration.reader(),
-                migration.receivingMemory(), migration::isReceiving);
+          if (!authenticated && migration.isAuthenticated()) {
+            authenticated = true;
+            authenticated(ctx.pipeline());
+          }
+          if (!offloaded) {
+            placeIfReceiving();
           }
         }
       } finally {
@@ -202,8 +361,72 @@ public final class AgentServer implements AutoCloseable {
       }
     }
 
+    /** Once pages may come, lets them be read straight into guest memory (between frames only). */
+    private void placeIfReceiving() {
+      if (!placing && migration.isReceiving() && placementSafe()
+          && ctx.channel().config().getRecvByteBufAllocator() instanceof PlacementRecvAllocator placement) {
+        placing = true;
+        placement.activate(ctx.pipeline().get(Frames.FrameDecoder.class), migration.reader(),
+            migration.receivingMemory(), migration::isReceiving);
+      }
+    }
+
+    @Override
+    public <T> void offload(Step step, Callable<T> work, BiConsumer<T, Throwable> then) {
+      offloaded = true;
+      ctx.channel().config().setAutoRead(false);
+      Runnable task = () -> {
+        T result = null;
+        Throwable error = null;
+        try {
+          result = work.call();
+        } catch (Exception | LinkageError e) {
+          error = e;
+        }
+        try {
+          then.accept(result, error);
+        } catch (RuntimeException e) {
+          LOG.error("migration {}: {} failed", migration.migrationId(), step, e);
+          migration.onProtocolError("target failed in " + step + ": " + e);
+        } finally {
+          try {
+            ctx.executor().execute(this::resumeDelivery);
+          } catch (RejectedExecutionException e) {
+            // the event loop is shutting down: nothing left to deliver to
+          }
+        }
+      };
+      try {
+        (step == Step.CONFIRM_COMMIT ? switchoverWork : handshakeWork).execute(task);
+      } catch (RejectedExecutionException e) {
+        then.accept(null, new TargetMigration.Refused("host " + host.hostId() + " is shutting down"));
+        resumeDelivery();
+      }
+    }
+
+    /** On the event loop, once an offloaded step is done: what was held first, then reading again. */
+    private void resumeDelivery() {
+      offloaded = false;
+      Object next;
+      while (!offloaded && (next = held.poll()) != null) {
+        deliver(next);
+      }
+      if (!offloaded) {
+        placeIfReceiving();
+        ctx.channel().config().setAutoRead(true);
+      }
+    }
+
+    private void releaseHeld() {
+      Object next;
+      while ((next = held.poll()) != null) {
+        ReferenceCountUtil.release(next);
+      }
+    }
+
     @Override
     public void channelInactive(ChannelHandlerContext context) {
+      releaseHeld();
       migration.onLinkLost("connection closed by the source");
     }
 
@@ -225,8 +448,6 @@ public final class AgentServer implements AutoCloseable {
       }
     }
 
-    private ChannelFuture lastWrite;
-
     @Override
     public void send(Control message) {
       lastWrite = ctx.writeAndFlush(message);
@@ -245,6 +466,10 @@ public final class AgentServer implements AutoCloseable {
      */
     @Override
     public void close() {
+      if (!ctx.executor().inEventLoop()) {
+        ctx.executor().execute(this::close); // an offloaded step ended the migration
+        return;
+      }
       if (closing) {
         return;
       }
@@ -259,15 +484,22 @@ public final class AgentServer implements AutoCloseable {
           channel.close();
         }
       };
-      if (lastWrite == null) {
+      ChannelFuture last = lastWrite;
+      if (last == null) {
         linger.run();
       } else {
-        lastWrite.addListener(f -> linger.run());
+        last.addListener(f -> linger.run());
+      }
+      if (!offloaded) {
+        ctx.channel().config().setAutoRead(true); // drain (and drop) while lingering
       }
     }
   }
 
-  /** Serves admin requests: each reply is written as it comes; the connection ends with the last. */
+  /**
+   * Serves one admin request on the admin executor (creating or destroying a guest may block):
+   * each reply is written as it comes; the connection ends with the last.
+   */
   private final class AdminHandler extends ChannelInboundHandlerAdapter {
     private boolean handled;
 
@@ -279,7 +511,7 @@ public final class AgentServer implements AutoCloseable {
         }
         handled = true;
         Channel channel = ctx.channel();
-        admin.handle(control.getRequest(), new AdminService.ReplySink() {
+        AdminService.ReplySink replies = new AdminService.ReplySink() {
           private volatile ChannelFuture lastWrite;
 
           @Override
@@ -291,7 +523,13 @@ public final class AgentServer implements AutoCloseable {
           public void end() {
             closeAfter(channel, lastWrite);
           }
-        });
+        };
+        AgentRequest request = control.getRequest();
+        try {
+          adminWork.execute(() -> admin.handle(request, replies));
+        } catch (RejectedExecutionException e) {
+          channel.close(); // shutting down
+        }
       } finally {
         ReferenceCountUtil.release(msg);
       }

@@ -25,11 +25,23 @@ import java.util.List;
  */
 final class Frames {
   static final String FRAME_DECODER = "frame-decoder";
+  /**
+   * The largest frame a peer may send before it has authenticated: a Hello, an Auth or an admin
+   * request fits many times over, and an unauthenticated connection can make the agent hold no
+   * more than this.
+   */
+  static final int UNAUTHENTICATED_FRAME_BYTES_MAX = 4096;
 
   private Frames() {}
 
+  /** Frames up to {@link Wire#FRAME_BYTES_MAX} (a peer this side connected to). */
   static void install(ChannelPipeline pipeline) {
-    pipeline.addLast(FRAME_DECODER, new FrameDecoder());
+    install(pipeline, Wire.FRAME_BYTES_MAX);
+  }
+
+  /** Frames up to {@code frameBytesMax} until {@link FrameDecoder#authenticated()}. */
+  static void install(ChannelPipeline pipeline, int frameBytesMax) {
+    pipeline.addLast(FRAME_DECODER, new FrameDecoder(frameBytesMax));
     pipeline.addLast("length-prepender", new LengthFieldPrepender(4));
     pipeline.addLast("control-encoder", new ControlEncoder());
   }
@@ -43,9 +55,27 @@ final class Frames {
    */
   static final class FrameDecoder extends ByteToMessageDecoder {
     private static final int PREFIX_BYTES = 5;
+    private int frameBytesMax;
     private int controlBytes = -1;
     private int pageBytesLeft;
     private boolean failed;
+
+    FrameDecoder() {
+      this(Wire.FRAME_BYTES_MAX);
+    }
+
+    FrameDecoder(int frameBytesMax) {
+      this.frameBytesMax = frameBytesMax;
+    }
+
+    /** The peer proved who it is: full-size frames from now on. */
+    void authenticated() {
+      frameBytesMax = Wire.FRAME_BYTES_MAX;
+    }
+
+    private boolean limited() {
+      return frameBytesMax < Wire.FRAME_BYTES_MAX;
+    }
 
     /** Bytes of the current page frame still to come (0 when not inside one). */
     int pageBytesLeft() {
@@ -83,6 +113,9 @@ final class Frames {
           }
           out.add(parseControl(in.readSlice(controlBytes)));
           controlBytes = -1;
+          if (limited()) {
+            return; // let the handler see it (an Auth lifts the limit) before the next frame is sized
+          }
         } else if (!readPrefix(in, out)) {
           return;
         }
@@ -96,8 +129,9 @@ final class Frames {
       }
       long length = in.readUnsignedInt();
       byte kind = in.readByte();
-      if (length < 1 || length > Wire.FRAME_BYTES_MAX) {
-        throw new ProtocolException("frame length " + length + " outside 1.." + Wire.FRAME_BYTES_MAX);
+      if (length < 1 || length > frameBytesMax) {
+        throw new ProtocolException("frame length " + length + " outside 1.." + frameBytesMax
+            + (limited() ? " (before authentication)" : ""));
       }
       int body = (int) length - 1;
       switch (kind) {

@@ -23,11 +23,9 @@ import io.netty.channel.WriteBufferWaterMark;
 import io.netty.util.ReferenceCountUtil;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
-import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.LinkedTransferQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.Condition;
-import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * The source's TCP connection to a target agent for one migration. Back-pressure is the
@@ -44,9 +42,11 @@ public final class NettyMigrationLink implements SourceLink {
   private final Channel channel;
   private final GuestMemory memory;
   private final Pacer pacer;
-  private final LinkedBlockingQueue<Control> incoming = new LinkedBlockingQueue<>(INCOMING_CONTROL_MAX);
-  private final ReentrantLock lock = new ReentrantLock();
-  private final Condition writable = lock.newCondition();
+  /** Filled on the event loop, which must never wait for a lock: a lock-free queue, bounded by a count. */
+  private final LinkedTransferQueue<Control> incoming = new LinkedTransferQueue<>();
+  private final java.util.concurrent.atomic.AtomicInteger incomingCount = new java.util.concurrent.atomic.AtomicInteger();
+  /** The engine's thread while it waits for the channel to drain; the event loop unparks it. */
+  private volatile Thread awaitingWritable;
   private final AtomicLong guestBytesFlushed = new AtomicLong();
   private final AtomicLong wireBytesFlushed = new AtomicLong();
   private volatile String failure;
@@ -149,6 +149,9 @@ public final class NettyMigrationLink implements SourceLink {
   @Override
   public Control pollControl(long timeoutNanos) throws InterruptedException {
     Control message = timeoutNanos <= 0 ? incoming.poll() : incoming.poll(timeoutNanos, TimeUnit.NANOSECONDS);
+    if (message != null) {
+      incomingCount.decrementAndGet();
+    }
     if (message == null && failure != null) {
       throw new LinkException(failure);
     }
@@ -220,7 +223,7 @@ public final class NettyMigrationLink implements SourceLink {
     if (channel.isWritable()) {
       return true;
     }
-    lock.lock();
+    awaitingWritable = Thread.currentThread(); // before looking: an unpark in between is kept
     try {
       while (!channel.isWritable()) {
         checkOpen();
@@ -228,11 +231,14 @@ public final class NettyMigrationLink implements SourceLink {
         if (left <= 0) {
           return false;
         }
-        writable.awaitNanos(left);
+        java.util.concurrent.locks.LockSupport.parkNanos(this, left);
+        if (Thread.interrupted()) {
+          throw new InterruptedException();
+        }
       }
       return true;
     } finally {
-      lock.unlock();
+      awaitingWritable = null;
     }
   }
 
@@ -314,17 +320,18 @@ public final class NettyMigrationLink implements SourceLink {
   }
 
   void offer(Control message) {
-    if (!incoming.offer(message)) {
+    if (incomingCount.incrementAndGet() > INCOMING_CONTROL_MAX) {
+      incomingCount.decrementAndGet();
       fail("target sent more than " + INCOMING_CONTROL_MAX + " unread control messages");
+      return;
     }
+    incoming.offer(message);
   }
 
   void signalWritability() {
-    lock.lock();
-    try {
-      writable.signalAll();
-    } finally {
-      lock.unlock();
+    Thread waiting = awaitingWritable;
+    if (waiting != null) {
+      java.util.concurrent.locks.LockSupport.unpark(waiting);
     }
   }
 

@@ -41,7 +41,7 @@ import org.junit.jupiter.api.io.TempDir;
 class ZkCutoverAuthorityTest {
   private static final String CREDENTIALS = "ferry:cutover-test-secret";
   private static final String VM = "web-1";
-  private static final String ID = "m-1";
+  private static final String ID = "m-0123456789abcdef0123456789abcdef";
   /** Short, so the unknown case ends quickly; long enough for a healthy local read-back. */
   private static final long READ_BACK_MILLIS = 2_000;
 

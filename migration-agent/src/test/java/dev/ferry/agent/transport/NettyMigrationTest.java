@@ -24,6 +24,11 @@ class NettyMigrationTest extends MigrationContractTest {
 
       @Override
       public SourceLink connect(Guest source, RecordingHost host) {
+        host.reaper = task -> {
+          Thread reaper = new Thread(task, "test-reaper"); // not on the event loop: destroying waits
+          reaper.setDaemon(true);
+          reaper.start();
+        };
         server = new AgentServer(transport, host, (request, replies) -> replies.end(), Clock.SYSTEM);
         InetSocketAddress address = server.bind(new InetSocketAddress("127.0.0.1", 0));
         link = NettyMigrationLink.connect(transport, address, source.memory(), 0, 5_000);

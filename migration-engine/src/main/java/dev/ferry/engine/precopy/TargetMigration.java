@@ -36,23 +36,36 @@ public final class TargetMigration {
   /** How long the target watches for the first vCPU step; past it the downtime is reported as unknown. */
   private static final long FIRST_STEP_WAIT_NANOS = 2_000_000_000L;
 
-  /** The agent's side: admission (capacity, names) and the guest registry. Netty-free. */
+  /**
+   * The agent's side: admission (capacity, names) and the guest registry. Netty-free. The calls
+   * that may block ({@link #expectIncoming}, {@link #admitIncoming}, {@link #confirmCommit},
+   * {@link #committedHere}) run through {@link ControlSink#offload}.
+   */
   public interface Host {
     String hostId();
 
-    /** Registers an incoming guest or throws {@link Refused} saying why not. */
+    /**
+     * Checks a Hello against what this host knows (in a cluster: the migration's record) and says
+     * which guest to expect and which secret the source must prove; throws {@link Refused} saying
+     * why not. Reads only: the peer has proved nothing yet, so nothing is stored, reserved or
+     * allocated for it.
+     */
+    Expected expectIncoming(String migrationId, GuestSpec announced);
+
+    /**
+     * After the source's proof: registers the incoming guest (capacity, name, memory) for the
+     * {@code spec} {@link #expectIncoming} returned, or throws {@link Refused} saying why not.
+     */
     Guest admitIncoming(String migrationId, GuestSpec spec);
 
-    /** The migration failed before commit: unregister and destroy the guest. */
+    /**
+     * The migration failed before commit: unregister and destroy the guest. May be called on the
+     * transport's thread (a dropped link): must not block there.
+     */
     void incomingFailed(String migrationId, Guest guest, String reason);
 
     /** The guest now runs here, resumed from {@code resumedFrom}. */
     void incomingCommitted(String migrationId, Guest guest, GuestState resumedFrom, CompletableFuture<byte[]> digest);
-
-    /** The migration's secret the source must prove (null: none, between agents driven by hand). */
-    default byte[] migrationSecret(String migrationId) {
-      return null;
-    }
 
     /**
      * Whether the move the source announces is really committed, with the VM now at {@code epoch}
@@ -81,6 +94,13 @@ public final class TargetMigration {
     }
   }
 
+  /**
+   * What a Hello may lead to: the guest this host will allocate (in a cluster the record's spec,
+   * never the peer's) and the secret the source must prove (null: none, between agents driven by
+   * hand).
+   */
+  public record Expected(GuestSpec spec, byte[] secret) {}
+
   /** Admission said no; the message goes back to the source. */
   public static final class Refused extends RuntimeException {
     private static final long serialVersionUID = 1L;
@@ -90,7 +110,8 @@ public final class TargetMigration {
     }
   }
 
-  private enum State { AWAIT_HELLO, AWAIT_AUTH, RECEIVING, READY, RUNNING, FAILED }
+  /** CHECKING and ADMITTING wait for the host off the transport's thread. */
+  private enum State { AWAIT_HELLO, CHECKING, AWAIT_AUTH, ADMITTING, RECEIVING, READY, RUNNING, FAILED }
 
   private final Host host;
   private final ControlSink sink;
@@ -104,8 +125,10 @@ public final class TargetMigration {
   private Guest guest;
   private PageStreamReader reader;
   private boolean digest;
-  private byte[] secret;
+  private Expected expected;
   private byte[] nonce;
+  /** A commit is being confirmed (off the transport's thread). */
+  private boolean confirming;
   private GuestState resumedFrom;
   private long deviceStateNanos;
   private long readyNanos;
@@ -129,6 +152,11 @@ public final class TargetMigration {
 
   public String migrationId() {
     return migrationId;
+  }
+
+  /** True once the source proved the migration's secret (or, without one, sent its Auth). */
+  public synchronized boolean isAuthenticated() {
+    return state.compareTo(State.ADMITTING) >= 0 && state != State.FAILED;
   }
 
   /** True while pages may arrive (between an accepted Hello and the vCPU state). */
@@ -228,35 +256,86 @@ public final class TargetMigration {
       refuse("page size " + hello.getPageSize() + " is not supported (4096 only)");
       return;
     }
-    try {
-      guest = host.admitIncoming(migrationId, hello.getGuest());
-    } catch (Refused | InvalidConfigException e) {
-      refuse(e.getMessage());
+    digest = hello.getDigest();
+    byte[] sourceNonce = hello.getNonce().toByteArray();
+    GuestSpec announced = hello.getGuest();
+    String sourceHost = hello.getSourceHost();
+    state = State.CHECKING;
+    sink.offload(ControlSink.Step.CHECK_HELLO, () -> host.expectIncoming(migrationId, announced),
+        (found, error) -> helloChecked(found, error, sourceNonce, sourceHost));
+  }
+
+  /** Answers the Hello once the host has looked it up: the target proves the secret first. */
+  private void helloChecked(Expected found, Throwable error, byte[] sourceNonce, String sourceHost) {
+    byte[] challenge = MigrationSecrets.nonce(); // outside the lock: the random source may read a device
+    synchronized (this) {
+      answerHello(found, error, sourceNonce, sourceHost, challenge);
+    }
+  }
+
+  private void answerHello(Expected found, Throwable error, byte[] sourceNonce, String sourceHost, byte[] challenge) {
+    if (state != State.CHECKING) {
+      return; // the link went away meanwhile
+    }
+    if (error != null) {
+      refuse(reasonOf(error));
       return;
     }
-    reader = new PageStreamReader(guest.memory());
-    digest = hello.getDigest();
-    secret = host.migrationSecret(migrationId);
-    nonce = MigrationSecrets.nonce();
+    expected = found;
+    nonce = challenge;
     state = State.AWAIT_AUTH;
-    LOG.info("migration {}: receiving {} ({}) from {}", migrationId, hello.getGuest().getName(),
-        dev.ferry.common.Sizes.formatBytes(hello.getGuest().getMemoryBytes()), hello.getSourceHost());
+    LOG.info("migration {}: {} ({}) offered by {}; waiting for its proof", migrationId, found.spec().getName(),
+        dev.ferry.common.Sizes.formatBytes(found.spec().getMemoryBytes()),
+        dev.ferry.common.MigrationIds.printable(sourceHost));
     HelloAck.Builder ack = HelloAck.newBuilder().setAccepted(true).setProtocolVersion(Wire.PROTOCOL_VERSION)
         .setTargetHost(host.hostId()).setNonce(com.google.protobuf.ByteString.copyFrom(nonce));
-    if (secret != null) {
+    if (found.secret() != null) {
       ack.setProof(com.google.protobuf.ByteString.copyFrom(
-          MigrationSecrets.proof(secret, "target", migrationId, hello.getNonce().toByteArray())));
+          MigrationSecrets.proof(found.secret(), "target", migrationId, sourceNonce)));
     }
     sink.send(Control.newBuilder().setHelloAck(ack).build());
   }
 
-  /** No page is taken before the source proved the migration's secret (when there is one). */
+  /**
+   * No page is taken, and nothing is reserved or allocated, before the source proved the
+   * migration's secret (when there is one); then the host admits the guest.
+   */
   private void onAuth(byte[] proof) {
     requireState(State.AWAIT_AUTH, "Auth");
+    byte[] secret = expected.secret();
     if (secret != null && !MigrationSecrets.verify(secret, "source", migrationId, nonce, proof)) {
       throw new ProtocolException("the source could not prove the migration's secret");
     }
+    state = State.ADMITTING;
+    GuestSpec spec = expected.spec();
+    sink.offload(ControlSink.Step.ADMIT, () -> host.admitIncoming(migrationId, spec), this::admitted);
+  }
+
+  private synchronized void admitted(Guest admittedGuest, Throwable error) {
+    if (state != State.ADMITTING) {
+      if (admittedGuest != null) {
+        host.incomingFailed(migrationId, admittedGuest, "the link went away during admission");
+      }
+      return;
+    }
+    if (error != null) {
+      fail(reasonOf(error), true);
+      return;
+    }
+    guest = admittedGuest;
+    reader = new PageStreamReader(guest.memory());
     state = State.RECEIVING;
+    LOG.info("migration {}: receiving {} ({})", migrationId, guest.name(),
+        dev.ferry.common.Sizes.formatBytes(guest.spec().getMemoryBytes()));
+  }
+
+  /** What goes back to the source when the host said no (or failed). */
+  private String reasonOf(Throwable error) {
+    if (error instanceof Refused || error instanceof InvalidConfigException) {
+      return error.getMessage();
+    }
+    LOG.error("migration {}: the target host failed", migrationId, error);
+    return "target host " + host.hostId() + " failed: " + error;
   }
 
   private void refuse(String reason) {
@@ -315,39 +394,60 @@ public final class TargetMigration {
 
   private void onCommit(long epoch) {
     requireState(State.READY, "Commit");
+    if (confirming) {
+      throw new ProtocolException("a second Commit arrived");
+    }
     commitNanos = clock.nanoTime();
-    boolean confirmed = host.confirmCommit(migrationId, epoch);
-    confirmedNanos = clock.nanoTime();
-    if (!confirmed) {
-      // The cluster does not show the move (yet, or cannot be asked): resuming here could run the
-      // guest twice, and discarding it could lose the only copy if the commit did land. A host
-      // that can watch the records keeps it paused and decides from them.
-      if (host.keepUndecided(migrationId, this)) {
-        LOG.warn("migration {}: the commit at epoch {} is not visible yet: {} stays paused until the records decide",
-            migrationId, epoch, guest.name());
+    confirming = true;
+    // The confirmation's worker resumes the guest itself: no thread hop inside the pause.
+    sink.offload(ControlSink.Step.CONFIRM_COMMIT, () -> host.confirmCommit(migrationId, epoch),
+        (confirmed, error) -> commitChecked(epoch, Boolean.TRUE.equals(confirmed)));
+  }
+
+  private void commitChecked(long epoch, boolean confirmed) {
+    synchronized (this) {
+      confirming = false;
+      confirmedNanos = clock.nanoTime();
+      if (state != State.READY) {
+        return; // decided meanwhile (the records resumed or discarded it)
+      }
+      if (!confirmed) {
+        // The cluster does not show the move (yet, or cannot be asked): resuming here could run the
+        // guest twice, and discarding it could lose the only copy if the commit did land. A host
+        // that can watch the records keeps it paused and decides from them.
+        if (host.keepUndecided(migrationId, this)) {
+          LOG.warn("migration {}: the commit at epoch {} is not visible yet: {} stays paused until the records decide",
+              migrationId, epoch, guest.name());
+          return;
+        }
+        fail("protocol error: the source announced a commit at epoch " + epoch + " that the cluster does not show",
+            true);
         return;
       }
-      throw new ProtocolException("the source announced a commit at epoch " + epoch
-          + " that the cluster does not show");
     }
     resumeCommitted(epoch);
   }
 
   /**
    * Resumes the guest here: the commit is known to stand (from the source's message, or read back
-   * by the host after the source went away).
+   * by the host after the source went away). Takes what ownership needs beyond the pause (the
+   * lease) with the guest already running, outside this object's lock: the transport's thread
+   * never waits on it.
    */
-  public synchronized void resumeCommitted(long epoch) {
-    if (state != State.READY) {
-      return;
+  public void resumeCommitted(long epoch) {
+    Guest.PendingDigest memoryDigest;
+    synchronized (this) {
+      if (state != State.READY) {
+        return;
+      }
+      committedEpoch = epoch;
+      memoryDigest = pendingDigest;
+      if (confirmedNanos == 0) {
+        confirmedNanos = clock.nanoTime(); // read back by the host after the source went away
+      }
+      guest.resume();
+      state = State.RUNNING;
     }
-    committedEpoch = epoch;
-    Guest.PendingDigest memoryDigest = pendingDigest;
-    if (confirmedNanos == 0) {
-      confirmedNanos = clock.nanoTime(); // read back by the host after the source went away
-    }
-    guest.resume();
-    state = State.RUNNING;
     host.committedHere(migrationId, committedEpoch);
     host.incomingCommitted(migrationId, guest, resumedFrom, memoryDigest == null ? null : memoryDigest.result());
     LOG.info("migration {}: {} resumed here ({} pages: {} raw, {} lz4, {} zero; {} of raw data read straight into"
@@ -408,7 +508,11 @@ public final class TargetMigration {
     if (pendingDigest != null) {
       pendingDigest.cancel();
     }
-    LOG.warn("migration {} failed on the target: {}", migrationId, reason);
+    if (was.compareTo(State.ADMITTING) >= 0) {
+      LOG.warn("migration {} failed on the target: {}", migrationId, reason);
+    } else {
+      LOG.info("migration {}: handshake ended before the source's proof: {}", migrationId, reason);
+    }
     if (guest != null && was != State.AWAIT_HELLO) {
       host.incomingFailed(migrationId, guest, reason);
     }

@@ -75,7 +75,7 @@ public abstract class MigrationContractTest {
     connector = connector();
     host = new RecordingHost(Clock.SYSTEM, false);
     SourceLink link = connector.connect(source, host);
-    SourceMigration migration = new SourceMigration("m-test", "source", source, link,
+    SourceMigration migration = new SourceMigration("m-00000001", "source", source, link,
         MigrationSettings.from(policy), Clock.SYSTEM, p -> { }, failpoints);
     cancelHook = migration;
     return migration.run();
@@ -119,7 +119,7 @@ public abstract class MigrationContractTest {
     host = new RecordingHost(Clock.SYSTEM, false);
     host.secret = targetSecret;
     SourceLink link = connector.connect(source, host);
-    return new SourceMigration("m-secret", "source", source, link, MigrationSettings.defaults(), Clock.SYSTEM,
+    return new SourceMigration("m-00000002", "source", source, link, MigrationSettings.defaults(), Clock.SYSTEM,
         p -> { }, MigrationFailpoints.NONE, sourceSecret, CutoverAuthority.LOCAL).run();
   }
 
@@ -147,6 +147,7 @@ public abstract class MigrationContractTest {
     MigrationReport report = migrateWithSecrets(null, MigrationSecrets.newSecret());
     assertEquals(MigrationPhase.PHASE_ABORTED, report.getPhase());
     assertTrue(report.getReason().contains("the source could not prove the migration's secret"), report.getReason());
+    assertNull(host.admitted, "nothing reserved or allocated for a source that proved nothing");
     assertSourceRunsAlone();
   }
 
@@ -177,13 +178,27 @@ public abstract class MigrationContractTest {
     source = Guest.boot(spec("refused", 0), Clock.SYSTEM);
     connector = connector();
     host = new RecordingHost(Clock.SYSTEM, false);
-    host.refuseNext = true;
-    SourceMigration migration = new SourceMigration("m-refused", "source", source, connector.connect(source, host),
+    host.refuseHello = true;
+    SourceMigration migration = new SourceMigration("m-0000000a", "source", source, connector.connect(source, host),
         MigrationSettings.defaults(), Clock.SYSTEM, p -> { }, MigrationFailpoints.NONE);
     MigrationReport report = migration.run();
     assertEquals(MigrationPhase.PHASE_ABORTED, report.getPhase());
     assertEquals("target refused: host target is full", report.getReason());
     assertEquals(Guest.State.RUNNING, source.state());
+  }
+
+  @Test
+  void aTargetRefusingAfterTheProofAbortsWithItsReason() {
+    source = Guest.boot(spec("refused-late", 4L << 20), Clock.SYSTEM);
+    connector = connector();
+    host = new RecordingHost(Clock.SYSTEM, false);
+    host.refuseNext = true;
+    SourceMigration migration = new SourceMigration("m-0000000b", "source", source, connector.connect(source, host),
+        MigrationSettings.defaults(), Clock.SYSTEM, p -> { }, MigrationFailpoints.NONE);
+    MigrationReport report = migration.run();
+    assertEquals(MigrationPhase.PHASE_ABORTED, report.getPhase());
+    assertEquals("target aborted: host target is full", report.getReason());
+    assertSourceRunsAlone();
   }
 
   @Test
@@ -193,7 +208,7 @@ public abstract class MigrationContractTest {
     host = new RecordingHost(Clock.SYSTEM, false);
     SourceLink link = connector.connect(source, host);
     connector.corruptPages();
-    MigrationReport report = new SourceMigration("m-corrupt", "source", source, link,
+    MigrationReport report = new SourceMigration("m-00000003", "source", source, link,
         MigrationSettings.from(MigrationPolicy.newBuilder().setCompression(
             dev.ferry.proto.CompressionMode.COMPRESSION_OFF).build()),
         Clock.SYSTEM, p -> { }, MigrationFailpoints.NONE).run();

@@ -14,12 +14,22 @@ public final class RecordingHost implements TargetMigration.Host {
   public CompletableFuture<byte[]> digest;
   public String failure;
   public boolean refuseNext;
-  /** What {@link #migrationSecret} answers (null: no authentication). */
+  /** The secret {@link #expectIncoming} asks the source to prove (null: no authentication). */
   public byte[] secret;
+  /**
+   * Where failed guests are destroyed: here by default (deterministic simulations); a transport
+   * calling from an event loop sets a thread of its own (stopping the vCPU threads waits).
+   */
+  public java.util.concurrent.Executor reaper = Runnable::run;
+  /** Refuses the Hello itself (before any proof), as a host without room does. */
+  public boolean refuseHello;
 
   @Override
-  public byte[] migrationSecret(String migrationId) {
-    return secret;
+  public TargetMigration.Expected expectIncoming(String migrationId, GuestSpec announced) {
+    if (refuseHello) {
+      throw new TargetMigration.Refused("host target is full");
+    }
+    return new TargetMigration.Expected(announced, secret);
   }
 
   public RecordingHost(Clock clock, boolean manualGuests) {
@@ -44,7 +54,7 @@ public final class RecordingHost implements TargetMigration.Host {
   @Override
   public void incomingFailed(String migrationId, Guest guest, String reason) {
     failure = reason;
-    guest.destroy();
+    reaper.execute(guest::destroy);
   }
 
   @Override
