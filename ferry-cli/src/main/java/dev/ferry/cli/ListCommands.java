@@ -76,11 +76,19 @@ final class ListCommands {
       for (VmRecord v : vms.getVmsList()) {
         t.row(v.getSpec().getName(), v.getOwnerHost(), v.getEpoch(), power(v), Sizes.formatBytes(v.getSpec().getMemoryBytes()),
             v.getSpec().getVcpus(), Sizes.formatRate(v.getSpec().getWorkload().getDirtyRateBytesPerS()), v.getMac(),
-            v.getCurrentMigration(), v.getNote());
+            v.getCurrentMigration(), note(v));
       }
       t.print(out());
       return 0;
     }
+  }
+
+  /** The note, else the last boot error (kept until a boot succeeds, so a retried start still shows it). */
+  static String note(VmRecord v) {
+    if (!v.getNote().isEmpty() || v.getLastBootError().isEmpty()) {
+      return v.getNote();
+    }
+    return "last boot failed: " + v.getLastBootError();
   }
 
   static String power(VmRecord v) {

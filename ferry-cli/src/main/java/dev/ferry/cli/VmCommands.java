@@ -11,11 +11,11 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/** {@code ferry vm create|start|stop|delete}. */
+/** {@code ferry vm create|start|stop|suspend|resume|delete|show}. */
 @Command(name = "vm", mixinStandardHelpOptions = true,
     description = "Create, start, stop, suspend, resume or delete a VM (the built-in guest).",
     subcommands = {VmCommands.Create.class, VmCommands.Start.class, VmCommands.Stop.class, VmCommands.Suspend.class,
-        VmCommands.Resume.class, VmCommands.Delete.class})
+        VmCommands.Resume.class, VmCommands.Delete.class, VmCommands.Show.class})
 final class VmCommands implements Runnable {
   @picocli.CommandLine.Spec
   picocli.CommandLine.Model.CommandSpec spec;
@@ -164,6 +164,21 @@ final class VmCommands implements Runnable {
       }
       VmRecord vm = api.post("v1/vms/" + name + "/resume", request.build(), VmRecord.newBuilder()).build();
       return finish(api, vm, PowerState.POWER_RUNNING, "resumed from the datastore, running");
+    }
+  }
+
+  @Command(name = "show", mixinStandardHelpOptions = true,
+      description = "Print one VM's record as JSON (with its note and last_boot_error, if any).",
+      exitCodeListHeading = "%nExit codes:%n", exitCodeList = {"0:Success.", "2:Invalid command line.",
+          "3:No coordinator could be reached.", "4:No such VM.", "6:Wrong API token."})
+  static final class Show extends ClusterCommand {
+    @Parameters(paramLabel = "VM")
+    String name;
+
+    @Override
+    int run(ApiClient api) throws IOException {
+      out().println(ApiClient.json(api.get("v1/vms/" + name, VmRecord.newBuilder())));
+      return ExitCodes.OK;
     }
   }
 

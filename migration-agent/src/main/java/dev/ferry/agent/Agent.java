@@ -53,7 +53,9 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   /** What this host knows about one guest. */
   private static final class Entry {
+    /** Null while the guest boots or resumes; {@link #spec} is known from the start. */
     final Guest guest;
+    final GuestSpec spec;
     volatile String state;
     volatile CompletableFuture<byte[]> digestAtResume;
     volatile dev.ferry.proto.GuestState stateAtResume;
@@ -62,6 +64,14 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
     Entry(Guest guest, String state) {
       this.guest = guest;
+      this.spec = guest.spec();
+      this.state = state;
+    }
+
+    /** A guest still booting or resuming: it has no Guest yet, but its memory is already taken. */
+    Entry(GuestSpec spec, String state) {
+      this.guest = null;
+      this.spec = spec;
       this.state = state;
     }
   }
@@ -214,7 +224,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     if (guests.containsKey(spec.getName())) {
       throw new TargetMigration.Refused("host " + hostId() + " already has a guest named " + spec.getName());
     }
-    long used = guests.values().stream().mapToLong(e -> e.guest.spec().getMemoryBytes()).sum();
+    long used = guestMemoryBytes();
     long free = config.memoryCapacityBytes() - used;
     if (spec.getMemoryBytes() > free) {
       throw new TargetMigration.Refused("host " + hostId() + " has " + Sizes.formatBytes(free) + " free, "
@@ -419,7 +429,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     }
     synchronized (this) {
       admit(spec);
-      guests.put(spec.getName(), new Entry(null, "booting"));
+      guests.put(spec.getName(), new Entry(spec, "booting"));
     }
     try {
       Guest guest = Guest.boot(spec, clock, memoryPool);
@@ -621,7 +631,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public long guestMemoryBytes() {
-    return guests.values().stream().filter(e -> e.guest != null).mapToLong(e -> e.guest.spec().getMemoryBytes()).sum();
+    return guests.values().stream().mapToLong(e -> e.spec.getMemoryBytes()).sum();
   }
 
   @Override
@@ -643,7 +653,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     }
     synchronized (this) {
       admit(spec);
-      guests.put(spec.getName(), new Entry(null, "resuming"));
+      guests.put(spec.getName(), new Entry(spec, "resuming"));
     }
     try {
       VmStorage.Restored restored = storage.restore(spec, epoch, clock, memoryPool);

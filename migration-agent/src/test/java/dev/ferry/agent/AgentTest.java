@@ -78,6 +78,52 @@ class AgentTest {
   }
 
   @Test
+  void aGuestStillBootingCountsWithTheMemoryOfItsSpec() throws Exception {
+    java.util.concurrent.CountDownLatch booting = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CompletableFuture<Void> booted = new java.util.concurrent.CompletableFuture<>();
+    Thread boot = new Thread(() -> { }, "boot-held");
+    // The clock holds the boot thread inside Guest.boot (its first resume), with the entry booting.
+    Clock holding = () -> {
+      if (Thread.currentThread().getName().equals("boot-held")) {
+        booting.countDown();
+        try {
+          release.await();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      }
+      return System.nanoTime();
+    };
+    Agent c = new Agent(config("host-c", 96L << 20, 1), holding).start();
+    try {
+      boot = new Thread(() -> {
+        try {
+          c.bootGuest(spec("big-1", "64MiB", "1MiB/s"), 1, "");
+          booted.complete(null);
+        } catch (Throwable t) {
+          booted.completeExceptionally(t);
+        }
+      }, "boot-held");
+      boot.start();
+      assertTrue(booting.await(60, TimeUnit.SECONDS), "the boot reached the guest's first resume");
+      assertEquals("booting", c.guestStates().get("big-1"));
+
+      dev.ferry.engine.precopy.TargetMigration.Refused refused = assertThrows(
+          dev.ferry.engine.precopy.TargetMigration.Refused.class,
+          () -> c.bootGuest(spec("web-2", "64MiB", "1MiB/s"), 1, ""));
+      assertEquals("host host-c has 32.0 MiB free, web-2 needs 64.0 MiB", refused.getMessage());
+      release.countDown();
+      booted.get(60, TimeUnit.SECONDS);
+      assertEquals("running", c.guestStates().get("big-1"));
+    } finally {
+      release.countDown();
+      boot.join(60_000);
+      c.close();
+    }
+  }
+
+  @Test
   void badRequestsAreRefusedWithAReasonAndChangeNothing() throws Exception {
     clientA.create(spec("db-1", "32MiB", "0"));
     AgentClient.RefusedException duplicate = assertThrows(AgentClient.RefusedException.class,

@@ -73,6 +73,9 @@ public final class ApiServer implements AutoCloseable {
   private static final int BODY_BYTES_MAX = 64 * 1024;
   private static final int READ_TIMEOUT_SECONDS = 30;
   private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.\\-]{0,62}");
+  private static final Pattern MAC = Pattern.compile("[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}");
+  /** The longest text form of an IPv6 address (IPv4-mapped, with a zone is refused anyway). */
+  private static final int IP_CHARS_MAX = 45;
   private static final JsonFormat.Printer PRINTER = JsonFormat.printer().preservingProtoFieldNames()
       .omittingInsignificantWhitespace();
   private static final JsonFormat.Parser PARSER = JsonFormat.parser();
@@ -188,6 +191,7 @@ public final class ApiServer implements AutoCloseable {
       if (method.equals(HttpMethod.POST)) {
         CreateVmRequest.Builder body = CreateVmRequest.newBuilder();
         parse(request, body);
+        validateAddresses(body);
         return new Answer(HttpResponseStatus.CREATED, coordinator.createVm(body.build()));
       }
     } else {
@@ -295,12 +299,32 @@ public final class ApiServer implements AutoCloseable {
     return value;
   }
 
+  /** Optional; when given, stored as given and later handed to the guest's network: so checked here. */
+  private static void validateAddresses(CreateVmRequest.Builder body) throws BadRequest {
+    String mac = body.getMac();
+    if (!mac.isEmpty() && !MAC.matcher(mac).matches()) {
+      throw new BadRequest("mac: " + quoted(mac) + " is not a MAC address (six hex pairs: xx:xx:xx:xx:xx:xx)");
+    }
+    String ip = body.getIp();
+    if (!ip.isEmpty() && (ip.length() > IP_CHARS_MAX
+        || !(io.netty.util.NetUtil.isValidIpV4Address(ip) || io.netty.util.NetUtil.isValidIpV6Address(ip)))) {
+      throw new BadRequest("ip: " + quoted(ip) + " is not an IPv4 or IPv6 address");
+    }
+  }
+
+  /** The value for an error message, cut short: a client's 5,000 characters are not echoed back. */
+  private static String quoted(String value) {
+    return value.length() <= 48 ? "'" + value + "'" : "'" + value.substring(0, 48) + "...' (" + value.length()
+        + " characters)";
+  }
+
   private static void parse(FullHttpRequest request, Message.Builder into) throws BadRequest {
     String json = request.content().toString(StandardCharsets.UTF_8);
     try {
       PARSER.merge(json, into);
     } catch (InvalidProtocolBufferException e) {
-      throw new BadRequest("request body: " + e.getMessage());
+      String field = JsonFields.locateError(json, into.getDefaultInstanceForType());
+      throw new BadRequest((field == null ? "request body" : field) + ": " + e.getMessage());
     }
   }
 
@@ -330,6 +354,8 @@ public final class ApiServer implements AutoCloseable {
       response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
       ctx.writeAndFlush(response);
     } else {
+      // Said, not only done: a client that pools connections must not send its next request here.
+      response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
       ctx.writeAndFlush(response).addListener(ChannelFutureListener.CLOSE);
     }
   }

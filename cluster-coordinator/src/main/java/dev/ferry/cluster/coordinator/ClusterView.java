@@ -19,8 +19,29 @@ import java.util.stream.Collectors;
 public record ClusterView(Map<String, HostRecord> liveHosts, Map<String, HostInventory> inventory,
     Map<String, VmRecord> vms, Map<String, MigrationRecord> migrations, long nowMillis) {
 
+  /**
+   * A live host whose heartbeat (its record's updated_ms, rewritten every ~2 s) is older than this
+   * gets no new work: killed or frozen, it keeps its live node until its ZooKeeper session expires.
+   * Three missed heartbeats; hosts' clocks are assumed NTP-close (well under a second).
+   */
+  public static final long HEARTBEAT_STALE_MILLIS = 6_000;
+
   public boolean isUp(String hostId) {
     return liveHosts.containsKey(hostId);
+  }
+
+  /**
+   * "host-b has not reported for 7 s" if {@code hostId} is live but its heartbeat is stale; empty
+   * if it reports (or is not live, or its record carries no heartbeat time).
+   */
+  public Optional<String> silence(String hostId) {
+    HostRecord host = liveHosts.get(hostId);
+    if (host == null || host.getUpdatedMs() == 0) {
+      return Optional.empty();
+    }
+    long ageMillis = nowMillis - host.getUpdatedMs();
+    return ageMillis > HEARTBEAT_STALE_MILLIS
+        ? Optional.of(hostId + " has not reported for " + ageMillis / 1000 + " s") : Optional.empty();
   }
 
   public Optional<VmRecord> vm(String name) {

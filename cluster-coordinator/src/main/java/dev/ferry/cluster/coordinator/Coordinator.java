@@ -331,7 +331,10 @@ public final class Coordinator implements AutoCloseable {
       throw new Refused(409, name + " is suspended: ferry vm resume " + name + " [--on HOST]");
     }
     // Stopping a suspended VM discards its checkpoint: it starts fresh next time.
+    // A start counts as a request of its own: the owner retries a boot that failed before.
+    boolean start = desired == dev.ferry.proto.PowerState.POWER_RUNNING;
     updateVm(name, v -> v.toBuilder().setDesiredPower(desired).setNote("")
+        .setStartRequests(v.getStartRequests() + (start ? 1 : 0))
         .setCheckpoint(desired == dev.ferry.proto.PowerState.POWER_STOPPED ? "" : v.getCheckpoint()).build());
     return requireVm(name);
   }

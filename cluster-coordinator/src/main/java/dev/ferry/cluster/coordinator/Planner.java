@@ -76,7 +76,13 @@ public final class Planner {
         return Optional.of(vmName + " is already migrating (" + current.getId() + ")");
       }
     }
-    return refuseMove(view, vm, target, 0);
+    return refuseMove(view, vm, target, 0).or(() -> silentHost(view, vm, target));
+  }
+
+  /** Why a move cannot start now though both hosts are live: one of them stopped reporting. */
+  private static Optional<String> silentHost(ClusterView view, VmRecord vm, String target) {
+    return view.silence(target).or(() -> view.silence(vm.getOwnerHost())
+        .map(s -> vm.getSpec().getName() + "'s host " + s));
   }
 
   /**
@@ -132,6 +138,10 @@ public final class Planner {
       if (host.getState() != HostState.HOST_ACTIVE) {
         return Result.refused(requested + " is in maintenance");
       }
+      Optional<String> silent = view.silence(requested);
+      if (silent.isPresent()) {
+        return Result.refused(silent.get());
+      }
       long free = view.memoryFreeBytes(requested);
       return free >= need ? Result.accepted(requested)
           : Result.refused(requested + " has " + Sizes.formatBytes(free) + " free, " + spec.getName() + " needs "
@@ -139,6 +149,7 @@ public final class Planner {
     }
     return view.liveHosts().values().stream()
         .filter(h -> h.getState() == HostState.HOST_ACTIVE && view.memoryFreeBytes(h.getHostId()) >= need)
+        .filter(h -> view.silence(h.getHostId()).isEmpty())
         .min(Comparator.comparingDouble((HostRecord h) -> h.getLoad() / Math.max(1, h.getCpuCores()))
             .thenComparing(h -> -view.memoryFreeBytes(h.getHostId())).thenComparing(HostRecord::getHostId))
         .map(h -> Result.accepted(h.getHostId()))
@@ -206,6 +217,9 @@ public final class Planner {
       if (refusal.isPresent()) {
         actions.add(new Abort(m.getId(), refusal.get()));
         continue;
+      }
+      if (silentHost(view, vm, m.getTargetHost()).isPresent()) {
+        continue; // it waits: the host reports again, or its session expires and the move is aborted as down
       }
       if (out.getOrDefault(m.getSourceHost(), 0) < limits.outPerHost()
           && in.getOrDefault(m.getTargetHost(), 0) < limits.inPerHost() && total < limits.cluster()) {

@@ -56,6 +56,7 @@ class PlannerTest {
   private static final long GIB = 1L << 30;
   private static final String EPYC = "AMD EPYC 7443";
   private static final long VM_EPOCH = 3;
+  private static final long NOW_MS = 1_700_000_000_000L;
 
   // --- A hand-built cluster ---------------------------------------------------------------------
 
@@ -114,7 +115,7 @@ class PlannerTest {
     }
 
     ClusterView view() {
-      return new ClusterView(frozen(live), frozen(inventory), frozen(vms), frozen(migrations), 1_700_000_000_000L);
+      return new ClusterView(frozen(live), frozen(inventory), frozen(vms), frozen(migrations), NOW_MS);
     }
 
     /** A copy that iterates in key order, so every plan is the same on every run. */
@@ -274,6 +275,39 @@ class PlannerTest {
   void refusesAVmWhoseHostIsDown() {
     Cluster c = twoHosts().downHost("host-a");
     assertEquals(Optional.of("web-1's host host-a is down"), refuse(c, "web-1", "host-b"));
+  }
+
+  /**
+   * A host killed a few seconds ago keeps its live node until its ZooKeeper session expires; its
+   * heartbeat (updated_ms, every ~2 s) tells that it is gone.
+   */
+  @Test
+  void refusesATargetOrSourceThatHasNotReportedLately() {
+    Cluster c = twoHosts().host("host-b", 16 * GIB, h -> h.setUpdatedMs(NOW_MS - 6_400));
+    assertEquals(Optional.of("host-b has not reported for 6 s"), refuse(c, "web-1", "host-b"));
+    c.host("host-b", 16 * GIB, h -> h.setUpdatedMs(NOW_MS - 1_900));
+    assertEquals(Optional.empty(), refuse(c, "web-1", "host-b"), "a heartbeat 2 s old is on time");
+    c.host("host-a", 16 * GIB, h -> h.setUpdatedMs(NOW_MS - 30_000));
+    assertEquals(Optional.of("web-1's host host-a has not reported for 30 s"), refuse(c, "web-1", "host-b"));
+  }
+
+  @Test
+  void aQueuedMigrationWaitsWhileItsTargetIsSilentAndStartsWhenItReports() {
+    Cluster c = twoHosts().host("host-b", 16 * GIB, h -> h.setUpdatedMs(NOW_MS - 8_000))
+        .migration("m-1", "web-1", "host-b", MIGRATION_QUEUED, 1);
+    assertEquals(List.of(), plan(c), "neither admitted nor aborted: the host may report again or go down");
+    c.host("host-b", 16 * GIB, h -> h.setUpdatedMs(NOW_MS - 500));
+    assertEquals(List.of(new Admit("m-1")), plan(c));
+    c.downHost("host-b");
+    assertEquals(List.of(new Abort("m-1", "host host-b is down")), plan(c));
+  }
+
+  @Test
+  void aNewVmIsNotPlacedOnASilentHost() {
+    Cluster c = new Cluster().host("host-a", 16 * GIB, h -> h.setUpdatedMs(NOW_MS - 10_000))
+        .host("host-b", 4 * GIB, h -> h.setLoad(7));
+    assertEquals("host-b", Planner.placeVm(c.view(), spec("web-9", GIB), "").value());
+    assertEquals("host-a has not reported for 10 s", Planner.placeVm(c.view(), spec("web-9", GIB), "host-a").refusal());
   }
 
   // --- placeVm -----------------------------------------------------------------------------------

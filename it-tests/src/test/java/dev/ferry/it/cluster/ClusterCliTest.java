@@ -306,6 +306,43 @@ class ClusterCliTest {
   }
 
   /**
+   * A VM whose boot failed (its config on the datastore damaged) shows why in its record, in
+   * {@code ferry vms} and {@code ferry vm show}; once the file is repaired, {@code vm start} boots it.
+   */
+  @Test
+  void aVmWhoseBootFailedBootsOnStartOnceRepaired() throws Exception {
+    assertEquals(0, cluster.cli("vm", "create", "boot-1", "--memory", "64MiB", "--host", "host-2").exitCode());
+    assertEquals(0, cluster.cli("vm", "stop", "boot-1").exitCode());
+    Path config = dir.resolve("datastore").resolve("vms/boot-1/vm.conf");
+    byte[] intact = java.nio.file.Files.readAllBytes(config);
+    byte[] damaged = intact.clone();
+    damaged[damaged.length / 2] ^= 0x5a;
+    java.nio.file.Files.write(config, damaged);
+
+    TestCluster.Cli failed = cluster.cli("vm", "start", "boot-1", "--timeout", "30");
+    assertEquals(1, failed.exitCode(), failed.toString());
+    assertTrue(failed.err().contains("vms/boot-1/vm.conf"), "the error names the file: " + failed);
+    String bootError = cluster.vm("boot-1").getLastBootError();
+    assertTrue(bootError.contains("vms/boot-1/vm.conf"), "the record keeps the boot error: " + bootError);
+    TestCluster.Cli listed = cluster.cli("vms");
+    assertTrue(listed.out().lines().anyMatch(l -> l.startsWith("boot-1") && l.contains("vms/boot-1/vm.conf")),
+        listed.toString());
+    TestCluster.Cli shown = cluster.cli("vm", "show", "boot-1");
+    assertEquals(0, shown.exitCode(), shown.toString());
+    assertTrue(shown.out().contains("\"last_boot_error\"") && shown.out().contains("vms/boot-1/vm.conf"), shown.toString());
+    // Starting again without a repair fails again, and says why again.
+    TestCluster.Cli again = cluster.cli("vm", "start", "boot-1", "--timeout", "30");
+    assertEquals(1, again.exitCode(), again.toString());
+    assertTrue(again.err().contains("vms/boot-1/vm.conf"), again.toString());
+
+    java.nio.file.Files.write(config, intact);
+    TestCluster.Cli started = cluster.cli("vm", "start", "boot-1", "--timeout", "30");
+    assertEquals(0, started.exitCode(), started + cluster.logs());
+    cluster.assertRunsOnlyOn("boot-1", "host-2");
+    assertEquals("", cluster.vm("boot-1").getLastBootError(), "a boot that succeeded clears the error");
+  }
+
+  /**
    * A client writes to the guest's key-value service without pause while the VM migrates, then is
    * suspended and resumed on another host; every write that was acknowledged reads back after.
    */

@@ -10,6 +10,8 @@ import io.netty.channel.ChannelInitializer;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.channel.group.ChannelGroup;
+import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
@@ -17,13 +19,15 @@ import io.netty.handler.codec.LineBasedFrameDecoder;
 import io.netty.handler.codec.TooLongFrameException;
 import io.netty.handler.codec.string.StringDecoder;
 import io.netty.handler.codec.string.StringEncoder;
-import io.netty.util.concurrent.DefaultEventExecutorGroup;
-import io.netty.util.concurrent.EventExecutorGroup;
+import io.netty.util.concurrent.GlobalEventExecutor;
 import java.net.BindException;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import org.slf4j.Logger;
@@ -37,11 +41,17 @@ import org.slf4j.LoggerFactory;
  * acknowledged write survives migrations, suspend/resume and crashes; {@code GET key} answers
  * {@code VALUE v} or {@code NONE}; anything else {@code ERR reason}. After a cutover the old
  * owner's appends are fenced and answer {@code ERR}, so a client retries against the new owner.
+ * When the guest leaves the host (cutover, stop, suspend) {@link #close()} closes every client's
+ * connection at once: a request in flight is answered or sees the close, never silence.
  */
 public final class KvService implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(KvService.class);
   private static final int LINE_BYTES_MAX = 8192;
   private static final long BIND_RETRY_NANOS = TimeUnit.SECONDS.toNanos(15);
+  /** A client pipelining more requests than this is not read until its answers catch up. */
+  private static final int PENDING_PER_CLIENT_MAX = 64;
+  /** How long close waits for an append already on the disk (a suspend checkpoints right after). */
+  private static final long DISK_DRAIN_SECONDS = 30;
 
   private final String vm;
   private final LeasedWriter writer;
@@ -49,14 +59,18 @@ public final class KvService implements AutoCloseable {
   private final Map<String, String> data = new ConcurrentHashMap<>();
   private final EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
   /**
-   * Appends block on the disk: one thread, so they land in order and never on the event loop. A
-   * plain thread, not Netty's FastThreadLocalThread, which BlockHound takes for an event loop.
+   * Appends block on the disk: one thread answers every request, so they land and are answered
+   * in order, never on the event loop. Not part of the pipeline: closing never hands it events.
+   * A plain thread, not Netty's FastThreadLocalThread, which BlockHound takes for an event loop.
    */
-  private final EventExecutorGroup disk = new DefaultEventExecutorGroup(1, runnable -> {
-    Thread t = new Thread(runnable, "kv-disk");
+  private final ExecutorService disk = Executors.newSingleThreadExecutor(r -> {
+    Thread t = new Thread(r, "kv-disk");
     t.setDaemon(true);
     return t;
   });
+  /** Every open client connection, so that close reaches them all. */
+  private final ChannelGroup clients = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
+  private volatile boolean closing;
   private Channel server;
 
   private KvService(String vm, LeasedWriter writer, VmDirectory dir) {
@@ -93,7 +107,7 @@ public final class KvService implements AutoCloseable {
                 ch.pipeline().addLast(new LineBasedFrameDecoder(LINE_BYTES_MAX))
                     .addLast(new StringDecoder(StandardCharsets.UTF_8))
                     .addLast(new StringEncoder(StandardCharsets.UTF_8))
-                    .addLast(disk, new Handler());
+                    .addLast(new Handler());
               }
             })
             .bind(new InetSocketAddress("127.0.0.1", port)).syncUninterruptibly().channel();
@@ -107,10 +121,44 @@ public final class KvService implements AutoCloseable {
     }
   }
 
+  /** One per connection, on the event loop: hands each line to the disk thread, in order. */
   private final class Handler extends SimpleChannelInboundHandler<String> {
+    private int pending; // touched on the event loop only
+
+    @Override
+    public void channelActive(ChannelHandlerContext ctx) {
+      clients.add(ctx.channel());
+      ctx.fireChannelActive();
+    }
+
     @Override
     protected void channelRead0(ChannelHandlerContext ctx, String line) {
-      ctx.writeAndFlush(answer(line.strip()) + "\n");
+      Channel channel = ctx.channel();
+      try {
+        disk.execute(() -> reply(channel, line));
+      } catch (RejectedExecutionException e) {
+        ctx.close(); // closing: the client learns at once to go elsewhere
+        return;
+      }
+      if (++pending >= PENDING_PER_CLIENT_MAX) {
+        channel.config().setAutoRead(false);
+      }
+    }
+
+    /** After an answer went out: reads resume once the client has few requests pending. */
+    private void answered(Channel channel) {
+      if (--pending < PENDING_PER_CLIENT_MAX && !channel.config().isAutoRead()) {
+        channel.config().setAutoRead(true);
+      }
+    }
+
+    /** On the disk thread: a closed client gets no answer and, above all, no append. */
+    private void reply(Channel channel, String line) {
+      if (closing || !channel.isActive()) {
+        return;
+      }
+      channel.writeAndFlush(answer(line.strip()) + "\n")
+          .addListener(f -> answered(channel)); // listeners run on the event loop
     }
 
     @Override
@@ -152,12 +200,26 @@ public final class KvService implements AutoCloseable {
     }
   }
 
+  /**
+   * Stops accepting, closes every client connection at once, waits for an append already on the
+   * disk (its answer meets a closed connection; queued requests are dropped unapplied), then
+   * stops the event loop, which by then has nothing left to hand to the disk thread.
+   */
   @Override
   public void close() {
+    closing = true;
     if (server != null) {
       server.close().syncUninterruptibly();
     }
+    clients.close().awaitUninterruptibly();
+    disk.shutdown();
+    try {
+      if (!disk.awaitTermination(DISK_DRAIN_SECONDS, TimeUnit.SECONDS)) {
+        LOG.warn("VM {}: a key-value append still runs {} s after close", vm, DISK_DRAIN_SECONDS);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
     group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
-    disk.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
   }
 }

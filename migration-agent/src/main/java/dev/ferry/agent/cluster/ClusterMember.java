@@ -445,7 +445,8 @@ public final class ClusterMember implements AutoCloseable {
       }
       return;
     }
-    String bootKey = name + "@" + vm.getEpoch() + "@" + vm.getCheckpoint();
+    // A failed boot is not retried with the same files (epoch, checkpoint) until the operator asks again.
+    String bootKey = name + "@" + vm.getEpoch() + "@" + vm.getCheckpoint() + "@" + vm.getStartRequests();
     if (vm.getDesiredPower() == PowerState.POWER_RUNNING && state == null && !migrating
         && !bootFailed.contains(bootKey)) {
       try {
@@ -454,13 +455,19 @@ public final class ClusterMember implements AutoCloseable {
             name, vm.getEpoch());
         if (!vm.getCheckpoint().isEmpty()) {
           updateVm(name, v -> v.getOwnerHost().equals(local.hostId()) && v.getEpoch() == vm.getEpoch()
-              ? v.toBuilder().setCheckpoint("").setPower(PowerState.POWER_RUNNING).setNote("").build() : v);
+              ? v.toBuilder().setCheckpoint("").setPower(PowerState.POWER_RUNNING).setNote("").setLastBootError("").build()
+              : v);
+        } else if (!vm.getLastBootError().isEmpty()) {
+          updateVm(name, v -> v.getOwnerHost().equals(local.hostId()) && v.getEpoch() == vm.getEpoch()
+              ? v.toBuilder().setLastBootError("").build() : v);
         }
       } catch (RuntimeException e) {
-        // Not retried for this epoch and checkpoint: the note tells the operator, who stops or moves it.
+        // Not retried for this epoch, checkpoint and start request: the note and last_boot_error tell
+        // the operator, who repairs and starts it again, stops it or moves it.
         bootFailed.add(bootKey);
         LOG.warn("host {}: cannot boot VM {}: {}", local.hostId(), name, e.getMessage());
-        updateVm(name, v -> v.toBuilder().setNote("cannot boot on " + local.hostId() + ": " + e.getMessage()).build());
+        String error = "cannot boot on " + local.hostId() + ": " + e.getMessage();
+        updateVm(name, v -> v.toBuilder().setNote(error).setLastBootError(error).build());
         return;
       }
     }

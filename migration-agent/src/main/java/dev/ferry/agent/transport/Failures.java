@@ -23,8 +23,21 @@ final class Failures {
     if (c instanceof ReadTimeoutException) {
       return "peer sent nothing in time";
     }
-    String message = c.getMessage();
+    if (c instanceof java.nio.channels.ClosedChannelException) { // Netty's has no message
+      return "the connection is closed (" + c.getClass().getSimpleName() + ")";
+    }
+    String message = firstMessage(c);
     return c.getClass().getSimpleName() + (message == null ? "" : ": " + message);
+  }
+
+  /** The exception's message, or else its causes' first: "write failed: null" helps no operator. */
+  private static String firstMessage(Throwable cause) {
+    for (Throwable c = cause; c != null; c = c.getCause() == c ? null : c.getCause()) {
+      if (c.getMessage() != null) {
+        return c.getMessage();
+      }
+    }
+    return null;
   }
 
   static boolean isProtocolError(Throwable cause) {

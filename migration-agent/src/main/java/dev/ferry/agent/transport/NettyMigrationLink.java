@@ -139,7 +139,7 @@ public final class NettyMigrationLink implements SourceLink {
     checkOpen();
     channel.writeAndFlush(message).addListener(f -> {
       if (!f.isSuccess()) {
-        fail("write failed: " + f.cause().getMessage());
+        fail("sending " + message.getBodyCase() + " failed: " + Failures.describe(f.cause()));
       } else {
         wireBytesFlushed.addAndGet(message.getSerializedSize() + 5L);
       }
@@ -276,7 +276,7 @@ public final class NettyMigrationLink implements SourceLink {
         guestBytesFlushed.addAndGet(guestBytes);
         wireBytesFlushed.addAndGet(bodyBytes + 5L);
       } else {
-        fail("write failed: " + f.cause().getMessage());
+        fail("sending a page batch failed: " + Failures.describe(f.cause()));
       }
     });
   }
