@@ -121,7 +121,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     memoryPool = new MemoryPool(config.memoryPoolBytes());
     transport = NettyTransport.create(config.transport(), config.allocator(), EVENT_LOOP_THREADS,
         "agent-" + config.hostId());
-    server = new AgentServer(transport, this, this, clock);
+    config.tls().logged("agent " + config.hostId());
+    server = new AgentServer(transport, this, this, clock, config.tls(), this::expectedSource);
     boundAddress = server.bind(config.listen());
     LOG.info("LZ4: {}", Lz4.describe());
     LOG.info("guest memory: {}", Guest.preload());
@@ -206,6 +207,12 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       guest.prefaultInBackground();
       return guest;
     }
+  }
+
+  /** The source host the record of an incoming migration names (null standing alone: no records). */
+  private CompletableFuture<String> expectedSource(String migrationId) {
+    ClusterMember m = member;
+    return m == null ? CompletableFuture.completedFuture(null) : m.sourceHostOf(migrationId);
   }
 
   @Override
@@ -398,7 +405,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     InetSocketAddress target = Addresses.parse("target_address", request.getTargetAddress());
     String id = request.getMigrationId().isEmpty() ? "m-" + UUID.randomUUID().toString().substring(0, 8)
         : request.getMigrationId();
-    startOutgoing(id, request.getGuest(), target, settings, null, CutoverAuthority.LOCAL,
+    startOutgoing(id, request.getGuest(), target, null, settings, null, CutoverAuthority.LOCAL,
         progress -> replies.send(AgentReply.newBuilder().setProgress(progress).build()),
         report -> {
           replies.send(AgentReply.newBuilder().setReport(report).build());
@@ -410,8 +417,9 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
    * Starts the source side of migration {@code id} of guest {@code name} on its own thread; the
    * report goes to {@code done}. Throws if the guest cannot leave now (not running, limit reached).
    */
-  private void startOutgoing(String id, String name, InetSocketAddress target, MigrationSettings settings,
-      byte[] secret, CutoverAuthority authority, SourceMigration.Listener progress, Consumer<MigrationReport> done) {
+  private void startOutgoing(String id, String name, InetSocketAddress target, String targetHost,
+      MigrationSettings settings, byte[] secret, CutoverAuthority authority, SourceMigration.Listener progress,
+      Consumer<MigrationReport> done) {
     Entry entry;
     Outgoing handle;
     synchronized (this) {
@@ -427,7 +435,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
         throw new IllegalStateException("a migration named " + id + " already runs");
       }
       entry.state = "migrating-out";
-      Thread thread = new Thread(() -> runMigration(id, entry, target, settings, secret, authority, progress, done),
+      Thread thread = new Thread(() -> runMigration(id, entry, target, targetHost, settings, secret, authority,
+          progress, done),
           "migrate-" + id);
       thread.setDaemon(true);
       handle = new Outgoing(thread);
@@ -436,13 +445,14 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     handle.thread.start();
   }
 
-  private void runMigration(String id, Entry entry, InetSocketAddress target, MigrationSettings settings,
-      byte[] secret, CutoverAuthority authority, SourceMigration.Listener progress, Consumer<MigrationReport> done) {
+  private void runMigration(String id, Entry entry, InetSocketAddress target, String targetHost,
+      MigrationSettings settings, byte[] secret, CutoverAuthority authority, SourceMigration.Listener progress,
+      Consumer<MigrationReport> done) {
     MigrationReport report;
     Outgoing handle = outgoing.get(id);
     try {
       NettyMigrationLink link = NettyMigrationLink.connect(transport, target, entry.guest.memory(),
-          settings.bandwidthBytesPerSecond(), CONNECT_TIMEOUT_MILLIS);
+          settings.bandwidthBytesPerSecond(), CONNECT_TIMEOUT_MILLIS, config.tls(), targetHost);
       SourceMigration migration = new SourceMigration(id, hostId(), entry.guest, link, settings, clock, progress,
           MigrationFailpoints.NONE, secret, authority);
       handle.engine = migration;
@@ -663,7 +673,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   public boolean startOutgoing(dev.ferry.proto.MigrationRecord m, InetSocketAddress target, CutoverAuthority authority,
       SourceMigration.Listener progress, Consumer<MigrationReport> done) {
     try {
-      startOutgoing(m.getId(), m.getVm(), target, MigrationSettings.from(m.getPolicy()), m.getSecret().toByteArray(),
+      startOutgoing(m.getId(), m.getVm(), target, m.getTargetHost(), MigrationSettings.from(m.getPolicy()),
+          m.getSecret().toByteArray(),
           authority, progress, done);
       return true;
     } catch (IllegalStateException | InvalidConfigException e) {
