@@ -59,6 +59,12 @@ public final class BenchMigrate implements Callable<Integer> {
           + " on the same agents and summarises each: a paired comparison on a noisy machine.")
   List<String> compression;
 
+  @Option(names = "--tls", defaultValue = "off", split = ",",
+      description = "Encryption of the migration link: off, on (TLS 1.3, mutual authentication, the agents' choice"
+          + " of provider), openssl or jdk (default: ${DEFAULT-VALUE}). A list (off,on or openssl,jdk) runs a pair of"
+          + " agents per mode and alternates them run by run, as --compression does; one of the two may be a list.")
+  List<String> tls;
+
   @Option(names = "--bandwidth", description = "Cap the link (stands in for a slower one), e.g. 100MiB/s.")
   String bandwidth;
 
@@ -98,6 +104,14 @@ public final class BenchMigrate implements Callable<Integer> {
         b.setBandwidthBytesPerS(Sizes.parseRate("--bandwidth", bandwidth));
       }
       policy = b.build();
+      for (String mode : tls) {
+        if (!List.of("off", "on", "openssl", "jdk").contains(mode)) {
+          throw new InvalidConfigException("--tls", "'" + mode + "' is not one of off, on, openssl, jdk");
+        }
+      }
+      if (tls.size() > 1 && compression.size() > 1) {
+        throw new InvalidConfigException("--tls", "a list of TLS modes takes one --compression mode");
+      }
       InvalidConfigException.requireRange("--runs", runs, 1, 1000);
       InvalidConfigException.requireRange("--warmup", warmup, 0, 100);
     } catch (InvalidConfigException e) {
@@ -105,24 +119,25 @@ public final class BenchMigrate implements Callable<Integer> {
       return 2;
     }
     Path dir = workDir != null ? Files.createDirectories(workDir) : Files.createTempDirectory("ferry-bench");
-    List<String> agentArgs = List.of("--transport", transport);
-    try (AgentProcess a = AgentProcess.start("bench-a", dir.resolve("datastore"), dir.resolve("agent-a.log"), agentArgs);
-        AgentProcess b = AgentProcess.start("bench-b", dir.resolve("datastore"), dir.resolve("agent-b.log"), agentArgs);
-        NettyTransport client = NettyTransport.create(NettyTransport.Kind.NIO, 1, "bench-client");
+    boolean byTls = tls.size() > 1;
+    List<String> variants = byTls ? tls : compression;
+    try (Agents agents = new Agents(dir, tls);
         TcpBaseline baseline = new TcpBaseline(template.getMemoryBytes());
         NettyBaseline netty = nettyBaseline
             ? new NettyBaseline(NettyTransport.Kind.parse(transport), template.getMemoryBytes()) : null) {
-      AgentClient source = new AgentClient(client, a.address());
-      AgentClient target = new AgentClient(client, b.address());
       if (!json) {
-        out.printf("agents: %s (%s), %s (%s); logs in %s%n", a.hostId(), a.address(), b.hostId(), b.address(), dir);
+        agents.describe(out, dir);
         out.println(header());
       }
       List<Json> results = new ArrayList<>();
-      for (int run = -warmup; run < runs * compression.size(); run++) {
-        String mode = compression.get(Math.floorMod(run, compression.size()));
+      for (int run = -warmup; run < runs * variants.size(); run++) {
+        String variant = variants.get(Math.floorMod(run, variants.size()));
+        String mode = byTls ? compression.get(0) : variant;
+        String tlsMode = byTls ? variant : tls.get(0);
         MigrationPolicy runPolicy = policy.toBuilder().setCompression(dev.ferry.common.Specs.compressionMode(mode)).build();
-        Json result = runOnce(run, mode, template, runPolicy, source, target, b, baseline, netty);
+        Agents.Pair pair = agents.pair(tlsMode);
+        Json result = runOnce(run, mode, template, runPolicy, pair.source(), pair.target(), pair.targetProcess(),
+            baseline, netty).put("tls", tlsMode).put("variant", variant);
         if (run < 0) {
           continue;
         }
@@ -130,16 +145,89 @@ public final class BenchMigrate implements Callable<Integer> {
         out.println(json ? result.toString() : row(result));
       }
       if (!json) {
-        for (String mode : compression) {
-          List<Json> ofMode = results.stream().filter(r -> mode.equals(r.get("compression"))).toList();
-          out.println((compression.size() > 1 ? "compression " + mode + ": " : "") + summary(ofMode));
+        for (String variant : variants) {
+          List<Json> ofMode = results.stream().filter(r -> variant.equals(r.get("variant"))).toList();
+          out.println((variants.size() > 1 ? (byTls ? "tls " : "compression ") + variant + ": " : "")
+              + summary(ofMode));
         }
-        if (compression.size() == 2) {
-          out.println(paired(results, compression.get(0), compression.get(1)));
+        if (variants.size() == 2) {
+          out.println(paired(results, variants.get(0), variants.get(1)));
         }
       }
       boolean allIdentical = results.stream().allMatch(r -> Boolean.TRUE.equals(r.get("memory_identical")));
       return allIdentical ? 0 : 1;
+    }
+  }
+
+  /**
+   * The agents: a source and a target per TLS mode (a link's encryption is the agents' setting,
+   * not a migration's), all on the same datastore; with TLS, certificates of a throw-away CA.
+   */
+  private final class Agents implements AutoCloseable {
+    record Pair(AgentClient source, AgentClient target, AgentProcess targetProcess) { }
+
+    private final List<AutoCloseable> open = new ArrayList<>();
+    private final java.util.Map<String, Pair> pairs = new java.util.LinkedHashMap<>();
+    private final NettyTransport client = NettyTransport.create(NettyTransport.Kind.NIO, 1, "bench-client");
+
+    Agents(Path dir, List<String> modes) throws Exception {
+      try {
+        dev.ferry.daemons.ClusterCa ca = modes.stream().anyMatch(m -> !m.equals("off"))
+            ? dev.ferry.daemons.ClusterCa.init(dir.resolve("ca-" + System.nanoTime()), Duration.ofDays(1)) : null;
+        dev.ferry.agent.transport.MigrationTls clientTls = dev.ferry.agent.transport.MigrationTls.OFF;
+        if (ca != null) {
+          Path bench = dir.resolve("tls-bench-client");
+          ca.issue("bench-client", bench, Duration.ofDays(1));
+          clientTls = dev.ferry.agent.transport.MigrationTls.loadDir(dev.ferry.agent.transport.MigrationTls.Mode.REQUIRED,
+              bench, dev.ferry.agent.transport.MigrationTls.Provider.AUTO);
+        }
+        for (String mode : modes) {
+          String suffix = modes.size() > 1 ? "-" + mode : "";
+          AgentProcess a = start("bench-a" + suffix, dir, ca, mode);
+          AgentProcess b = start("bench-b" + suffix, dir, ca, mode);
+          dev.ferry.agent.transport.MigrationTls tlsHere = mode.equals("off")
+              ? dev.ferry.agent.transport.MigrationTls.OFF : clientTls;
+          pairs.put(mode, new Pair(new AgentClient(client, a.address(), tlsHere, a.hostId()),
+              new AgentClient(client, b.address(), tlsHere, b.hostId()), b));
+        }
+      } catch (Exception e) {
+        close();
+        throw e;
+      }
+    }
+
+    private AgentProcess start(String host, Path dir, dev.ferry.daemons.ClusterCa ca, String mode) throws Exception {
+      List<String> args = new ArrayList<>(List.of("--transport", transport));
+      if (!mode.equals("off")) {
+        Path tlsDir = dir.resolve("tls-" + host);
+        ca.issue(host, tlsDir, Duration.ofDays(1));
+        args.addAll(List.of("--tls-dir", tlsDir.toString(), "--migration-encryption", "required",
+            "--tls-provider", mode.equals("on") ? "auto" : mode));
+      }
+      AgentProcess agent = AgentProcess.start(host, dir.resolve("datastore"), dir.resolve("agent-" + host + ".log"), args);
+      open.add(agent);
+      return agent;
+    }
+
+    Pair pair(String mode) {
+      return pairs.get(mode);
+    }
+
+    void describe(PrintWriter out, Path dir) {
+      pairs.forEach((mode, p) -> out.printf("agents (tls %s): %s -> %s (%s); logs in %s%n", mode,
+          p.source().address(), p.targetProcess().hostId(), p.targetProcess().address(), dir));
+    }
+
+    @Override
+    public void close() {
+      for (AutoCloseable c : open) {
+        try {
+          c.close();
+        } catch (Exception e) {
+          System.err.println("bench-migrate: " + e.getMessage());
+        }
+      }
+      client.close();
     }
   }
 
@@ -192,8 +280,8 @@ public final class BenchMigrate implements Callable<Integer> {
   }
 
   private static String header() {
-    return String.format(Locale.ROOT, "%4s %5s %10s %10s %7s %7s %12s %12s %12s %7s %9s",
-        "run", "lz4?", "total ms", "downtime", "rounds", "lz4 pg", "guest sent", "throughput", "tcp base", "ratio",
+    return String.format(Locale.ROOT, "%4s %5s %7s %10s %10s %7s %7s %12s %12s %12s %7s %9s",
+        "run", "lz4?", "tls", "total ms", "downtime", "rounds", "lz4 pg", "guest sent", "throughput", "tcp base", "ratio",
         "identical");
   }
 
@@ -201,8 +289,8 @@ public final class BenchMigrate implements Callable<Integer> {
     long throughput = (Long) r.get("throughput_bytes_per_s");
     long base = (Long) r.get("baseline_tcp_bytes_per_s");
     Object downtime = r.get("downtime_ms");
-    return String.format(Locale.ROOT, "%4d %5s %10.1f %10s %7d %7d %12s %12s %12s %7.2f %9s",
-        (Integer) r.get("run"), r.get("compression"), (Double) r.get("total_ms"), downtime == null ? "-" : String.format(Locale.ROOT, "%.2f", (Double) downtime),
+    return String.format(Locale.ROOT, "%4d %5s %7s %10.1f %10s %7d %7d %12s %12s %12s %7.2f %9s",
+        (Integer) r.get("run"), r.get("compression"), r.get("tls"), (Double) r.get("total_ms"), downtime == null ? "-" : String.format(Locale.ROOT, "%.2f", (Double) downtime),
         (Integer) r.get("rounds"), (Long) r.get("pages_lz4"), Sizes.formatBytes((Long) r.get("guest_bytes_sent")),
         Sizes.formatRate(throughput), Sizes.formatRate(base), throughput / (double) base,
         r.get("memory_identical") == null ? r.get("phase") : r.get("memory_identical"));
@@ -231,7 +319,7 @@ public final class BenchMigrate implements Callable<Integer> {
     for (int i = 0; i + 1 < results.size(); i += 2) {
       Json a = results.get(i);
       Json b = results.get(i + 1);
-      if (first.equals(a.get("compression")) && second.equals(b.get("compression"))) {
+      if (first.equals(a.get("variant")) && second.equals(b.get("variant"))) {
         ratios.add((Double) b.get("total_ms") / (Double) a.get("total_ms"));
       }
     }

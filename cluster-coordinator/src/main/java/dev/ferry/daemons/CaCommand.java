@@ -17,7 +17,7 @@ import picocli.CommandLine.Spec;
     description = {"The cluster's certificate authority for TLS between agents.",
         "",
         "  ferry ca init DIR                 create the CA (DIR/ca.key 0600, DIR/ca.crt)",
-        "  ferry ca issue HOST --ca DIR      a key and certificate for host HOST, signed by the CA",
+        "  ferry ca issue HOST... --ca DIR   a key and certificate for each HOST, signed by the CA",
         "",
         "Start each agent with --tls-dir pointing at its host's directory; the certificate names",
         "the host (subject CN and DNS SAN), and peers check it against the host they expect."},
@@ -70,7 +70,7 @@ public final class CaCommand implements Runnable {
   }
 
   @Command(name = "issue", mixinStandardHelpOptions = true,
-      description = {"Issue a key and certificate for host HOST, signed by the CA in --ca DIR.",
+      description = {"Issue a key and certificate for each HOST, signed by the CA in --ca DIR.",
           "Writes OUT/host.key (0600), OUT/host.crt and OUT/ca.crt: start the agent with --tls-dir OUT."},
       exitCodeListHeading = "%nExit codes:%n",
       exitCodeList = {"0:Issued.", "1:Could not read the CA or write the files.", "2:Invalid option."})
@@ -78,13 +78,14 @@ public final class CaCommand implements Runnable {
     @Spec
     CommandSpec spec;
 
-    @Parameters(paramLabel = "HOST", description = "The host id (as the agent's --host-id).")
-    String host;
+    @Parameters(paramLabel = "HOST", arity = "1..*", description = "Host ids (as the agents' --host-id).")
+    java.util.List<String> hosts;
 
     @Option(names = "--ca", paramLabel = "DIR", required = true, description = "The CA's directory (from ferry ca init).")
     Path ca;
 
-    @Option(names = "--out", paramLabel = "DIR", description = "Where the files go (default: DIR/HOST in the CA's directory).")
+    @Option(names = "--out", paramLabel = "OUT",
+        description = "Where the files go, with one HOST only (default: DIR/HOST in the CA's directory).")
     Path out;
 
     @Option(names = "--days", paramLabel = "N", defaultValue = "825",
@@ -93,24 +94,33 @@ public final class CaCommand implements Runnable {
 
     @Override
     public Integer call() {
-      if (!HOST_ID.matcher(host).matches()) {
-        spec.commandLine().getErr().println("ferry ca issue: HOST: '" + host
-            + "' must be 1-63 lower-case letters, digits or '-', starting with a letter or digit");
+      for (String host : hosts) {
+        if (!HOST_ID.matcher(host).matches()) {
+          spec.commandLine().getErr().println("ferry ca issue: HOST: '" + host
+              + "' must be 1-63 lower-case letters, digits or '-', starting with a letter or digit");
+          return ExitCodes.USAGE;
+        }
+      }
+      if (out != null && hosts.size() > 1) {
+        spec.commandLine().getErr().println("ferry ca issue: --out: takes one HOST, not " + hosts.size());
         return ExitCodes.USAGE;
       }
       if (days < 1 || days > DAYS_MAX) {
         spec.commandLine().getErr().println("ferry ca issue: --days: " + days + " is not in 1.." + DAYS_MAX);
         return ExitCodes.USAGE;
       }
-      Path target = out != null ? out : ca.resolve(host);
       try {
-        ClusterCa.load(ca).issue(host, target, Duration.ofDays(days));
+        ClusterCa authority = ClusterCa.load(ca);
+        for (String host : hosts) {
+          Path target = out != null ? out : ca.resolve(host);
+          authority.issue(host, target, Duration.ofDays(days));
+          spec.commandLine().getOut().println("issued for " + host + ": " + target.resolve(ClusterCa.HOST_CERT)
+              + " (start the agent with --tls-dir " + target + ")");
+        }
       } catch (Exception e) {
         spec.commandLine().getErr().println("ferry ca issue: " + e.getMessage());
         return ExitCodes.FAILED;
       }
-      spec.commandLine().getOut().println("issued for " + host + ": " + target.resolve(ClusterCa.HOST_CERT)
-          + " (start the agent with --tls-dir " + target + ")");
       return ExitCodes.OK;
     }
   }

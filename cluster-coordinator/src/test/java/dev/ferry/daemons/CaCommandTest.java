@@ -54,6 +54,17 @@ class CaCommandTest {
   }
 
   @Test
+  void issueTakesSeveralHostsIntoTheCaDirectory() throws Exception {
+    Path ca = dir.resolve("ca");
+    assertEquals(0, ferry("ca", "init", ca.toString()).exitCode());
+    assertEquals(0, ferry("ca", "issue", "host-a", "host-b", "--ca", ca.toString()).exitCode());
+    assertEquals("host-b", MigrationTls.hostIdOf(read(ca.resolve("host-b").resolve("host.crt"))));
+    Run twoWithOut = ferry("ca", "issue", "host-a", "host-b", "--ca", ca.toString(), "--out", dir.toString());
+    assertEquals(2, twoWithOut.exitCode());
+    assertTrue(twoWithOut.err().contains("--out: takes one HOST"), twoWithOut.err());
+  }
+
+  @Test
   void initRefusesToOverwriteACa() {
     Path ca = dir.resolve("ca");
     assertEquals(0, ferry("ca", "init", ca.toString()).exitCode());

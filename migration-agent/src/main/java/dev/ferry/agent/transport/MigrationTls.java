@@ -179,10 +179,9 @@ public final class MigrationTls {
     if (!enabled()) {
       return mode == Mode.OFF ? "off (links are not encrypted)" : "opportunistic without certificates (plain links)";
     }
-    String impl = provider == SslProvider.OPENSSL ? "openssl (" + OpenSsl.versionString() + ")" : "jdk";
-    return mode.name().toLowerCase(Locale.ROOT) + ", TLS 1.3 via " + impl + ", certificate for " + localHostId
-        + (provider == SslProvider.JDK && OpenSsl.isAvailable() ? "" : provider == SslProvider.JDK
-            ? " (openssl unavailable: " + rootMessage(OpenSsl.unavailabilityCause()) + ")" : "");
+    String impl = provider == SslProvider.OPENSSL ? "openssl (" + OpenSsl.versionString() + ")"
+        : OpenSsl.isAvailable() ? "jdk" : "jdk (openssl unavailable: " + rootMessage(OpenSsl.unavailabilityCause()) + ")";
+    return mode.name().toLowerCase(Locale.ROOT) + ", TLS 1.3 via " + impl + ", certificate for " + localHostId;
   }
 
   /** The provider in use (null without TLS). */
