@@ -8,8 +8,8 @@ import picocli.CommandLine.Option;
 /** TLS on the links between agents (and from tools to agents): certificates from {@code ferry ca}. */
 public final class TlsOptions {
   @Option(names = "--tls-dir", paramLabel = "DIR",
-      description = "Directory written by 'ferry ca issue HOST': host.crt, host.key and ca.crt (instead of the three"
-          + " options below).")
+      description = "Directory written by 'ferry ca issue HOST': host.crt, host.key and ca.crt (instead of"
+          + " --tls-cert, --tls-key and --tls-ca).")
   String tlsDir;
 
   @Option(names = "--tls-cert", paramLabel = "FILE", description = "This host's certificate (PEM), signed by the cluster CA.")
