@@ -49,6 +49,10 @@ public final class CoordinatorCommand implements Callable<Integer> {
   @picocli.CommandLine.Mixin
   ZkOptions zkOptions;
 
+  /** The coordinator asks agents for a guest's status (--verify): over TLS when the agents require it. */
+  @picocli.CommandLine.Mixin
+  dev.ferry.agent.cli.TlsOptions tlsOptions;
+
   @Option(names = "--embedded-zk-data", paramLabel = "DIR",
       description = "Also run a single ZooKeeper server inside this process, on the --zk address (which must be "
           + "127.0.0.1:PORT), keeping its data in DIR: a one-machine cluster without a separate ZooKeeper.")
@@ -84,6 +88,7 @@ public final class CoordinatorCommand implements Callable<Integer> {
     InetSocketAddress listenAddress;
     String token;
     Planner.Limits limits;
+    dev.ferry.agent.transport.MigrationTls tls;
     try {
       if (config != null) {
         ConfigFile.apply(config, spec, spec.commandLine().getParseResult(), Set.of("config", "help", "version"));
@@ -95,6 +100,7 @@ public final class CoordinatorCommand implements Callable<Integer> {
         throw new InvalidConfigException("token-file", "required: the API refuses requests without its token");
       }
       zkSettings = zkOptions.settings();
+      tls = tlsOptions.load();
       listenAddress = Addresses.parse("listen", listen);
       token = dev.ferry.common.Tokens.read(Path.of(tokenFile));
       try {
@@ -111,7 +117,7 @@ public final class CoordinatorCommand implements Callable<Integer> {
     String name = id != null ? id : "coordinator-" + ProcessHandle.current().pid();
     EmbeddedZooKeeper embedded = null;
     Coordinator coordinator = new Coordinator(name, zkSettings, limits);
-    ApiServer api = new ApiServer(coordinator, token);
+    ApiServer api = new ApiServer(coordinator, token, tls.logged("coordinator " + name));
     try {
       if (embeddedZkData != null) {
         InetSocketAddress zkAddress = Addresses.parse("zk", zkOptions.connect());

@@ -6,7 +6,7 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /**
- * The daemons and host tools: {@code ferry agent|coordinator|zk-server|datastore|guest}.
+ * The daemons and host tools: {@code ferry agent|coordinator|zk-server|datastore|guest|ca}.
  * {@code scripts/ferry} runs this program for those words and the operator CLI
  * ({@code dev.ferry.cli.Ferry}, module ferry-cli) for every other.
  */
@@ -14,7 +14,7 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     description = {"Ferry's daemons and host tools.", ""},
     subcommands = {CoordinatorCommand.class, AgentCommand.class, ZkServerCommand.class, DatastoreCommand.class,
-        GuestCommand.class, CommandLine.HelpCommand.class})
+        GuestCommand.class, CaCommand.class, CommandLine.HelpCommand.class})
 public final class Daemons implements Runnable {
   @CommandLine.Spec
   CommandLine.Model.CommandSpec spec;

@@ -16,7 +16,11 @@ import picocli.CommandLine.Spec;
         "",
         "Runs until SIGTERM or Ctrl-C (scripts/zk start|stop runs it in the background); with",
         "--server-id and --ensemble it is one server of an ensemble on this machine. For a",
-        "production ensemble run ZooKeeper itself."},
+        "production ensemble run ZooKeeper itself.",
+        "",
+        "Only clients that authenticate with the digest scheme are served (enforce.auth.enabled,",
+        "as Ferry's daemons do with --zk-credentials-file); any other client's session is",
+        "closed at its first request."},
     exitCodeListHeading = "%nExit codes:%n",
     exitCodeList = {"0:Stopped cleanly.", "1:Could not start (port in use, data directory unusable).",
         "2:Invalid option."})

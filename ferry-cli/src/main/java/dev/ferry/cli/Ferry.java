@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /**
  * {@code ferry}: the operator's commands. They speak only the coordinator's HTTP API, so this
  * module needs nothing but the records' schema and the JDK's HTTP client; the daemons
- * ({@code agent}, {@code coordinator}, {@code zk-server}, {@code datastore}, {@code guest}) are
+ * ({@code agent}, {@code coordinator}, {@code zk-server}, {@code datastore}, {@code guest}, {@code ca}) are
  * another program that {@code scripts/ferry} starts by the same name.
  */
 @Command(name = "ferry",
@@ -20,7 +20,8 @@ import picocli.CommandLine.Command;
     footer = {"  agent        Run a host agent.", "  coordinator  Run a coordinator (one leads, the rest stand by).",
         "  zk-server    Run a ZooKeeper server for a small cluster.",
         "  datastore    Inspect the shared datastore from a host that mounts it.",
-        "  guest        Drive a standalone development agent directly."},
+        "  guest        Drive a standalone development agent directly.",
+        "  ca           The cluster CA: certificates for TLS between agents."},
     exitCodeListHeading = "%nExit codes:%n",
     exitCodeList = {"0:Success.", "1:The operation ran and failed (a migration aborted or was cancelled).",
         "2:Invalid command line or configuration.", "3:No coordinator (or agent) could be reached.",

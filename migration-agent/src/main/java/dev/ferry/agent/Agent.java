@@ -147,6 +147,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     memoryPool = new MemoryPool(config.memoryPoolBytes());
     transport = NettyTransport.create(config.transport(), config.allocator(), EVENT_LOOP_THREADS,
         "agent-" + config.hostId());
+    config.tls().logged("agent " + config.hostId());
     LOG.info("LZ4: {}", Lz4.describe());
     LOG.info("guest memory: {}", Guest.preload());
     runLog = RunLog.fromProperty(config.hostId());
@@ -167,7 +168,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       LOG.warn("agent {} stands alone (no --zk): standalone mode is for development; it listens on loopback only",
           config.hostId());
     }
-    server = new AgentServer(transport, this, this, clock);
+    server = new AgentServer(transport, this, this, clock, config.tls(), this::expectedSource);
     try {
       boundAddress = server.bind(config.listen());
     } catch (RuntimeException e) {
@@ -276,6 +277,12 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       guest.prefaultInBackground();
       return guest;
     }
+  }
+
+  /** The source host the record of an incoming migration names (null standing alone: no records). */
+  private CompletableFuture<String> expectedSource(String migrationId) {
+    ClusterMember m = member;
+    return m == null ? CompletableFuture.completedFuture(null) : m.sourceHostOf(migrationId);
   }
 
   @Override
@@ -479,7 +486,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     InetSocketAddress target = Addresses.parse("target_address", request.getTargetAddress());
     String id = request.getMigrationId().isEmpty() ? dev.ferry.common.MigrationIds.random()
         : dev.ferry.common.MigrationIds.check("migration_id", request.getMigrationId());
-    startOutgoing(id, request.getGuest(), target, settings, null, CutoverAuthority.LOCAL, acceptedNanos,
+    startOutgoing(id, request.getGuest(), target, null, settings, null, CutoverAuthority.LOCAL, acceptedNanos,
         progress -> replies.send(AgentReply.newBuilder().setProgress(progress).build()),
         report -> {
           replies.send(AgentReply.newBuilder().setReport(report).build());
@@ -491,8 +498,9 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
    * Starts the source side of migration {@code id} of guest {@code name} on its own thread; the
    * report goes to {@code done}. Throws if the guest cannot leave now (not running, limit reached).
    */
-  private void startOutgoing(String id, String name, InetSocketAddress target, MigrationSettings settings,
-      byte[] secret, CutoverAuthority authority, long acceptedNanos, SourceMigration.Listener progress,
+  private void startOutgoing(String id, String name, InetSocketAddress target, String targetHost,
+      MigrationSettings settings, byte[] secret, CutoverAuthority authority, long acceptedNanos,
+      SourceMigration.Listener progress,
       Consumer<MigrationReport> done) {
     Entry entry;
     Outgoing handle;
@@ -509,7 +517,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
         throw new IllegalStateException("a migration named " + id + " already runs");
       }
       entry.state = "migrating-out";
-      Thread thread = new Thread(() -> runMigration(id, entry, target, settings, secret, authority, acceptedNanos,
+      Thread thread = new Thread(() -> runMigration(id, entry, target, targetHost, settings, secret, authority,
+          acceptedNanos,
           progress, done),
           "migrate-" + id);
       thread.setDaemon(true);
@@ -519,14 +528,15 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     handle.thread.start();
   }
 
-  private void runMigration(String id, Entry entry, InetSocketAddress target, MigrationSettings settings,
-      byte[] secret, CutoverAuthority authority, long acceptedNanos, SourceMigration.Listener progress,
+  private void runMigration(String id, Entry entry, InetSocketAddress target, String targetHost,
+      MigrationSettings settings, byte[] secret, CutoverAuthority authority, long acceptedNanos,
+      SourceMigration.Listener progress,
       Consumer<MigrationReport> done) {
     MigrationReport report;
     Outgoing handle = outgoing.get(id);
     try {
       NettyMigrationLink link = NettyMigrationLink.connect(transport, target, entry.guest.memory(),
-          settings.bandwidthBytesPerSecond(), CONNECT_TIMEOUT_MILLIS);
+          settings.bandwidthBytesPerSecond(), CONNECT_TIMEOUT_MILLIS, config.tls(), targetHost);
       SourceMigration migration = new SourceMigration(id, hostId(), entry.guest, link, settings, clock, progress,
           failpoints, secret, authority).acceptedAt(acceptedNanos)
           .measuringCpu(dev.ferry.engine.clock.CpuTime.PROCESS);
@@ -751,8 +761,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       // setup_ms counts from the API's acceptance (the record's creation, on the coordinator's wall clock).
       long sinceCreatedNanos = m.getCreatedMs() == 0 ? 0
           : Math.max(0, System.currentTimeMillis() - m.getCreatedMs()) * 1_000_000L;
-      startOutgoing(m.getId(), m.getVm(), target, MigrationSettings.from(m.getPolicy()), m.getSecret().toByteArray(),
-          authority, clock.nanoTime() - sinceCreatedNanos, progress, done);
+      startOutgoing(m.getId(), m.getVm(), target, m.getTargetHost(), MigrationSettings.from(m.getPolicy()),
+          m.getSecret().toByteArray(), authority, clock.nanoTime() - sinceCreatedNanos, progress, done);
       return true;
     } catch (IllegalStateException | InvalidConfigException e) {
       done.accept(MigrationReport.newBuilder().setMigrationId(m.getId()).setPhase(MigrationPhase.PHASE_ABORTED)

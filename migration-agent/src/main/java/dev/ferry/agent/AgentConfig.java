@@ -24,6 +24,7 @@ import java.util.regex.Pattern;
  * @param zk the cluster's ZooKeeper (null: a stand-alone agent driven by hand)
  * @param cpuModel what this host reports as its CPU model (migrations check compatibility)
  * @param cpuCores the cores it reports
+ * @param tls encryption of the links to other agents (and from tools)
  */
 public record AgentConfig(
     String hostId,
@@ -37,7 +38,8 @@ public record AgentConfig(
     NettyTransport.Allocator allocator,
     dev.ferry.agent.cluster.ZkSettings zk,
     String cpuModel,
-    int cpuCores) {
+    int cpuCores,
+    dev.ferry.agent.transport.MigrationTls tls) {
 
   private static final Pattern HOST_ID = Pattern.compile("[a-z0-9][a-z0-9-]{0,62}");
   public static final int MIGRATIONS_PER_DIRECTION_DEFAULT = 2;
@@ -73,6 +75,13 @@ public record AgentConfig(
       throw new InvalidConfigException("cpu-model", "must be 1-200 characters");
     }
     InvalidConfigException.requireRange("cores", cpuCores, 1, 4096);
+    if (tls == null) {
+      throw new InvalidConfigException("migration-encryption", "missing");
+    }
+    if (tls.enabled() && !hostId.equals(tls.localHostId())) {
+      throw new InvalidConfigException("tls-cert", "the certificate is for host " + tls.localHostId()
+          + ", but this agent is " + hostId);
+    }
   }
 
   /** A config with the defaults for pool and allocator. */
@@ -80,13 +89,19 @@ public record AgentConfig(
       long memoryCapacityBytes, int migrationsOutMax, int migrationsInMax) {
     return new AgentConfig(hostId, listen, datastore, transport, memoryCapacityBytes, migrationsOutMax,
         migrationsInMax, defaultMemoryPoolBytes(memoryCapacityBytes), NettyTransport.Allocator.POOLED, null,
-        defaultCpuModel(), Runtime.getRuntime().availableProcessors());
+        defaultCpuModel(), Runtime.getRuntime().availableProcessors(), dev.ferry.agent.transport.MigrationTls.OFF);
   }
 
   /** This config joined to a cluster. */
   public AgentConfig withZk(dev.ferry.agent.cluster.ZkSettings settings) {
     return new AgentConfig(hostId, listen, datastore, transport, memoryCapacityBytes, migrationsOutMax,
-        migrationsInMax, memoryPoolBytes, allocator, settings, cpuModel, cpuCores);
+        migrationsInMax, memoryPoolBytes, allocator, settings, cpuModel, cpuCores, tls);
+  }
+
+  /** This config with links encrypted as {@code settings} says. */
+  public AgentConfig withTls(dev.ferry.agent.transport.MigrationTls settings) {
+    return new AgentConfig(hostId, listen, datastore, transport, memoryCapacityBytes, migrationsOutMax,
+        migrationsInMax, memoryPoolBytes, allocator, zk, cpuModel, cpuCores, settings);
   }
 
   /** The "model name" line of /proc/cpuinfo, or the JVM's architecture. */

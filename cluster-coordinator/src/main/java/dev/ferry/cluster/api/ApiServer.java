@@ -87,9 +87,17 @@ public final class ApiServer implements AutoCloseable {
   private final EventExecutorGroup workers = new DefaultEventExecutorGroup(4);
   private Channel channel;
 
+  private final dev.ferry.agent.transport.MigrationTls agentTls;
+
   public ApiServer(Coordinator coordinator, String token) {
+    this(coordinator, token, dev.ferry.agent.transport.MigrationTls.OFF);
+  }
+
+  /** As above; {@code agentTls} is how it reaches agents (their certificates are checked by host). */
+  public ApiServer(Coordinator coordinator, String token, dev.ferry.agent.transport.MigrationTls agentTls) {
     this.coordinator = coordinator;
     this.token = token.getBytes(StandardCharsets.UTF_8);
+    this.agentTls = agentTls;
   }
 
   public ApiServer bind(InetSocketAddress address) throws InterruptedException {
@@ -267,7 +275,7 @@ public final class ApiServer implements AutoCloseable {
     }
     try {
       return new dev.ferry.agent.transport.AgentClient(agentLinks(), dev.ferry.common.Addresses.parse("host address",
-          address)).status(name);
+          address), agentTls, owner).status(name);
     } catch (java.io.IOException e) {
       throw new Coordinator.Refused(409, "VM " + name + ": host " + owner + " did not answer: " + e.getMessage());
     }

@@ -157,27 +157,40 @@ class ClusterCliTest {
   @Test
   void anUnauthenticatedClientCannotRewriteOwnership() throws Exception {
     assertEquals(0, cluster.cli("vm", "create", "acl-1", "--memory", "64MiB", "--host", "host-1").exitCode());
-    ZooKeeper stranger = new ZooKeeper(cluster.zkConnect, 10_000, event -> { });
+    VmRecord hijacked = cluster.vm("acl-1").toBuilder().setOwnerHost("host-2").setEpoch(99).build();
+    // ZooKeeper serves no request from a client that has not authenticated (enforce.auth).
+    ZooKeeper stranger = connectStranger();
     try {
-      TestCluster.await("the stranger connects", Duration.ofSeconds(30),
-          () -> stranger.getState() == ZooKeeper.States.CONNECTED);
-      VmRecord hijacked = cluster.vm("acl-1").toBuilder().setOwnerHost("host-2").setEpoch(99).build();
-      assertThrows(KeeperException.NoAuthException.class,
-          () -> stranger.setData(ZkPaths.vm("acl-1"), Records.bytes(hijacked), -1));
-      assertThrows(KeeperException.NoAuthException.class, () -> stranger.getData(ZkPaths.vm("acl-1"), false, null),
-          "records (and the migration secrets in them) are not readable either");
-      assertThrows(KeeperException.NoAuthException.class, () -> stranger.delete(ZkPaths.vm("acl-1"), -1));
-      stranger.addAuthInfo("digest", "ferry:a-wrong-password".getBytes(StandardCharsets.UTF_8));
-      assertThrows(KeeperException.NoAuthException.class,
-          () -> stranger.setData(ZkPaths.vm("acl-1"), Records.bytes(hijacked), -1));
+      assertThrows(KeeperException.SessionClosedRequireAuthException.class,
+          () -> stranger.create("/planted", new byte[0], org.apache.zookeeper.ZooDefs.Ids.OPEN_ACL_UNSAFE,
+              org.apache.zookeeper.CreateMode.PERSISTENT), "nodes cannot be created even at the root");
     } finally {
       stranger.close();
+    }
+    // Authenticated under another identity, it meets the ACLs.
+    ZooKeeper impostor = connectStranger();
+    try {
+      impostor.addAuthInfo("digest", "ferry:a-wrong-password".getBytes(StandardCharsets.UTF_8));
+      assertThrows(KeeperException.NoAuthException.class,
+          () -> impostor.setData(ZkPaths.vm("acl-1"), Records.bytes(hijacked), -1));
+      assertThrows(KeeperException.NoAuthException.class, () -> impostor.getData(ZkPaths.vm("acl-1"), false, null),
+          "records (and the migration secrets in them) are not readable either");
+      assertThrows(KeeperException.NoAuthException.class, () -> impostor.delete(ZkPaths.vm("acl-1"), -1));
+    } finally {
+      impostor.close();
     }
     cluster.assertRunsOnlyOn("acl-1", "host-1");
     assertEquals(1, cluster.vm("acl-1").getEpoch());
 
     TestCluster.Cli wrongToken = cluster.cli("vms", "--token-file", dir.resolve("zk-credentials").toString());
     assertEquals(6, wrongToken.exitCode(), wrongToken.toString());
+  }
+
+  private ZooKeeper connectStranger() throws Exception {
+    ZooKeeper zk = new ZooKeeper(cluster.zkConnect, 10_000, event -> { });
+    TestCluster.await("a client connects to ZooKeeper", Duration.ofSeconds(30),
+        () -> zk.getState() == ZooKeeper.States.CONNECTED);
+    return zk;
   }
 
   @Test

@@ -50,6 +50,9 @@ final class TestCluster implements AutoCloseable {
   final Map<String, FerryProcess> agents = new LinkedHashMap<>();
   private final NettyTransport transport = NettyTransport.create(NettyTransport.Kind.NIO, 1, "it-client");
   private CuratorFramework zk;
+  /** The cluster's CA, as the demo sets it up: every agent requires TLS with a certificate of it. */
+  private final dev.ferry.daemons.ClusterCa ca;
+  private final dev.ferry.agent.transport.MigrationTls clientTls;
 
   private TestCluster(Path dir, String zkConnect) throws IOException {
     this.dir = dir;
@@ -58,6 +61,26 @@ final class TestCluster implements AutoCloseable {
     this.token = dir.resolve("api-token");
     Files.writeString(credentials, "ferry:it-" + Long.toHexString(System.nanoTime()) + "-secret\n");
     Files.writeString(token, "it-token-" + Long.toHexString(System.nanoTime()) + "-0123456789\n");
+    try {
+      ca = dev.ferry.daemons.ClusterCa.init(dir.resolve("ca"), Duration.ofDays(1));
+      clientTls = dev.ferry.agent.transport.MigrationTls.loadDir(dev.ferry.agent.transport.MigrationTls.Mode.REQUIRED,
+          tlsDir("it-client"), dev.ferry.agent.transport.MigrationTls.Provider.AUTO);
+    } catch (java.security.GeneralSecurityException e) {
+      throw new IOException("cannot make the cluster CA: " + e.getMessage(), e);
+    }
+  }
+
+  /** Issues a certificate for {@code host} (once) and returns the directory for its --tls-dir. */
+  private Path tlsDir(String host) throws IOException {
+    Path out = dir.resolve("ca").resolve(host);
+    if (!Files.exists(out.resolve(dev.ferry.daemons.ClusterCa.HOST_CERT))) {
+      try {
+        ca.issue(host, out, Duration.ofDays(1));
+      } catch (java.security.GeneralSecurityException e) {
+        throw new IOException("cannot issue a certificate for " + host + ": " + e.getMessage(), e);
+      }
+    }
+    return out;
   }
 
   /** ZooKeeper with {@code zkServers} servers (1 or 3), all started and ready. */
@@ -101,7 +124,7 @@ final class TestCluster implements AutoCloseable {
   void startCoordinator(String id) throws IOException {
     int port = freePort();
     List<String> args = new ArrayList<>(List.of("coordinator", "--id", id, "--listen", "127.0.0.1:" + port,
-        "--token-file", token.toString()));
+        "--token-file", token.toString(), "--tls-dir", tlsDir(id).toString()));
     args.addAll(zkArgs());
     FerryProcess p = FerryProcess.start(id, dir, List.of(), args);
     coordinators.put(id, p);
@@ -111,7 +134,8 @@ final class TestCluster implements AutoCloseable {
 
   void startAgent(String hostId, List<String> jvmArgs, String... extra) throws IOException {
     List<String> args = new ArrayList<>(List.of("agent", "--host-id", hostId, "--listen", "127.0.0.1:0",
-        "--datastore", dir.resolve("datastore").toString(), "--memory-capacity", "2GiB"));
+        "--datastore", dir.resolve("datastore").toString(), "--memory-capacity", "2GiB",
+        "--tls-dir", tlsDir(hostId).toString(), "--migration-encryption", "required"));
     args.addAll(zkArgs());
     args.addAll(List.of(extra));
     FerryProcess p = FerryProcess.start(hostId, dir, jvmArgs, args);
@@ -208,7 +232,7 @@ final class TestCluster implements AutoCloseable {
     if (!m.find()) {
       throw new IOException("agent " + hostId + " printed no address");
     }
-    return new AgentClient(transport, Addresses.parse("address", m.group(1)));
+    return new AgentClient(transport, Addresses.parse("address", m.group(1)), clientTls, hostId);
   }
 
   /** Asserts that exactly {@code hostId} runs {@code guest} (and no other agent holds it at all). */

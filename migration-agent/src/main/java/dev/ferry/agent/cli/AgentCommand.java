@@ -27,6 +27,10 @@ import picocli.CommandLine.Spec;
         "other agents over its listen address. Runs until SIGTERM or Ctrl-C, then stops cleanly:",
         "outgoing migrations are cancelled (their guests keep running here until the agent exits).",
         "",
+        "With --tls-dir (or --tls-cert, --tls-key and --tls-ca) its links to other agents are TLS 1.3,",
+        "both sides authenticated by certificates of the cluster CA ('ferry ca'), each certificate",
+        "naming its host; see --migration-encryption.",
+        "",
         "With --zk it joins a cluster: it registers the host in ZooKeeper, runs the VMs the cluster",
         "assigns it and the migrations the coordinator admits; 'ferry guest' may then only list.",
         "Without --zk it stands alone and takes 'ferry guest' commands directly.",
@@ -71,6 +75,9 @@ public final class AgentCommand implements Callable<Integer> {
 
   @picocli.CommandLine.Mixin
   ZkOptions zkOptions;
+
+  @picocli.CommandLine.Mixin
+  TlsOptions tlsOptions;
 
   @Option(names = "--cpu-model", paramLabel = "TEXT", description = "CPU model to report (default: from /proc/cpuinfo).")
   String cpuModel;
@@ -128,7 +135,7 @@ public final class AgentCommand implements Callable<Integer> {
         NettyTransport.Kind.parse(transport), capacity, parseInt("migrations-out-per-host", migrationsOutMax),
         parseInt("migrations-in-per-host", migrationsInMax), pool, NettyTransport.Allocator.parse(nettyAllocator),
         zkSettings, cpuModel != null ? cpuModel : AgentConfig.defaultCpuModel(),
-        cores != null ? parseInt("cores", cores) : Runtime.getRuntime().availableProcessors());
+        cores != null ? parseInt("cores", cores) : Runtime.getRuntime().availableProcessors(), tlsOptions.load());
   }
 
   public static int parseInt(String field, String text) {

@@ -56,6 +56,10 @@ public final class GuestCommand {
       defaultValue = "${env:FERRY_AGENT:-127.0.0.1:7700}")
   String agent;
 
+  /** Agents that require TLS take tools only with a certificate of the cluster CA. */
+  @picocli.CommandLine.Mixin
+  TlsOptions tlsOptions;
+
   InetSocketAddress agentAddress() {
     return Addresses.parse("--agent", agent);
   }
@@ -76,7 +80,7 @@ public final class GuestCommand {
     public Integer call() {
       PrintWriter err = spec.commandLine().getErr();
       try (NettyTransport transport = NettyTransport.create(NettyTransport.Kind.NIO, 1, "ferry-cli")) {
-        return run(new AgentClient(transport, parent.agentAddress()));
+        return run(new AgentClient(transport, parent.agentAddress(), parent.tlsOptions.load(), null));
       } catch (InvalidConfigException e) {
         err.println("ferry guest " + spec.name() + ": " + e.getMessage());
         return ExitCodes.USAGE;
@@ -233,7 +237,7 @@ public final class GuestCommand {
 
     private int verify(AgentClient source, InetSocketAddress target, MigrationReport report, Json result)
         throws IOException {
-      AgentClient targetClient = new AgentClient(source.transport(), target);
+      AgentClient targetClient = new AgentClient(source.transport(), target, source.tls(), null);
       GuestStatus status = targetClient.awaitDigestAtResume(name, java.time.Duration.ofSeconds(60));
       boolean same = status.getDigestAtResume().equals(report.getSourceDigest());
       boolean sameStep = status.getVcpuStateAtResume().equals(report.getStateAtPause());

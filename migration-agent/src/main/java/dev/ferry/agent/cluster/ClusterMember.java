@@ -693,6 +693,31 @@ public final class ClusterMember implements AutoCloseable {
     }
   }
 
+  /**
+   * The source host the record of {@code migrationId} names, read after a sync without blocking
+   * the caller (the target checks it against the source's certificate); null if there is no such
+   * record (admission then refuses the migration with its own reason).
+   */
+  public java.util.concurrent.CompletableFuture<String> sourceHostOf(String migrationId) {
+    java.util.concurrent.CompletableFuture<String> source = new java.util.concurrent.CompletableFuture<>();
+    String path;
+    try {
+      path = ZkPaths.migration(migrationId);
+      zk.sync().inBackground((client, synced) -> zk.getData().inBackground((c, event) -> {
+        if (event.getResultCode() == KeeperException.Code.OK.intValue()) {
+          source.complete(Records.migration(path, event.getData()).getSourceHost());
+        } else if (event.getResultCode() == KeeperException.Code.NONODE.intValue()) {
+          source.complete(null);
+        } else {
+          source.completeExceptionally(KeeperException.create(KeeperException.Code.get(event.getResultCode()), path));
+        }
+      }).forPath(path)).forPath(path);
+    } catch (Exception e) {
+      source.complete(null); // not a path ZooKeeper takes: no such record
+    }
+    return source;
+  }
+
   /** True if ZooKeeper shows the migration committed, with the VM owned here at {@code epoch}. */
   public boolean confirmCommit(String migrationId, long epoch) {
     long started = System.nanoTime();

@@ -8,7 +8,11 @@ import org.apache.zookeeper.server.embedded.ZooKeeperServerEmbedded;
 /**
  * A ZooKeeper server inside this JVM (the demo, tests, {@code ferry zk-server}, a coordinator
  * with an embedded ensemble of one). It listens on 127.0.0.1 only, without the admin HTTP server,
- * and its fatal errors are logged rather than ending the JVM.
+ * and its fatal errors are logged rather than ending the JVM. It serves only clients that have
+ * authenticated with the digest scheme (as Ferry's daemons do, see {@link ZkClients}): the ACLs
+ * close Ferry's nodes to strangers, but without enforcement an unauthenticated client could still
+ * create and delete nodes where the ACL is open (the root). A client that sends a request before
+ * authenticating has its session closed.
  */
 public final class EmbeddedZooKeeper implements AutoCloseable {
   private static final long START_TIMEOUT_MILLIS = 30_000;
@@ -52,6 +56,8 @@ public final class EmbeddedZooKeeper implements AutoCloseable {
     p.setProperty("minSessionTimeout", "2000");
     p.setProperty("maxSessionTimeout", "120000");
     p.setProperty("4lw.commands.whitelist", "ruok,srvr,stat");
+    p.setProperty("enforce.auth.enabled", "true");
+    p.setProperty("enforce.auth.schemes", "digest");
     return p;
   }
 

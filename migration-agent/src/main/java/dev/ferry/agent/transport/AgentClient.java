@@ -38,10 +38,27 @@ public final class AgentClient {
   public static final Duration MIGRATION_IDLE_TIMEOUT = Duration.ofSeconds(90);
   private final NettyTransport transport;
   private final InetSocketAddress agent;
+  private final MigrationTls tls;
+  private final String agentHost;
 
   public AgentClient(NettyTransport transport, InetSocketAddress agent) {
+    this(transport, agent, MigrationTls.OFF, null);
+  }
+
+  /**
+   * A client that speaks TLS when {@code tls} has certificates; the agent must then present a
+   * certificate for {@code agentHost} (null: any host of the cluster CA).
+   */
+  public AgentClient(NettyTransport transport, InetSocketAddress agent, MigrationTls tls, String agentHost) {
     this.transport = transport;
     this.agent = agent;
+    this.tls = tls;
+    this.agentHost = agentHost;
+  }
+
+  /** The TLS settings this client uses (another client built from this one keeps them). */
+  public MigrationTls tls() {
+    return tls;
   }
 
   public InetSocketAddress address() {
@@ -168,6 +185,31 @@ public final class AgentClient {
    * Fails if the agent stays silent for {@code idleTimeout}.
    */
   public void stream(AgentRequest request, Consumer<AgentReply> each, Duration idleTimeout) throws IOException {
+    if (!tls.enabled()) {
+      stream(request, each, idleTimeout, false);
+      return;
+    }
+    try {
+      stream(request, each, idleTimeout, true);
+    } catch (NoTls e) {
+      if (tls.mode() != MigrationTls.Mode.OPPORTUNISTIC) {
+        throw new IOException(e.getMessage() + ", and TLS is required here (--migration-encryption required)");
+      }
+      stream(request, each, idleTimeout, false);
+    }
+  }
+
+  /** The agent answered the TLS handshake without TLS. */
+  private static final class NoTls extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    NoTls(String message) {
+      super(message);
+    }
+  }
+
+  private void stream(AgentRequest request, Consumer<AgentReply> each, Duration idleTimeout, boolean useTls)
+      throws IOException {
     // Filled on the event loop: a lock-free queue (a contended lock would park the loop).
     LinkedTransferQueue<Object> replies = new LinkedTransferQueue<>();
     Object end = new Object();
@@ -177,6 +219,9 @@ public final class AgentClient {
         .handler(new ChannelInitializer<Channel>() {
           @Override
           protected void initChannel(Channel ch) {
+            if (useTls) {
+              TlsClient.install(ch.pipeline(), tls, agent);
+            }
             Frames.install(ch.pipeline());
             ch.pipeline().addLast(new SimpleChannelInboundHandler<Control>() {
               @Override
@@ -205,6 +250,13 @@ public final class AgentClient {
           + (connected.cause() == null ? "cancelled" : connected.cause().getMessage()), connected.cause());
     }
     Channel channel = connected.channel();
+    if (useTls) {
+      TlsClient.Outcome outcome = TlsClient.handshake(channel, agentHost, "agent at " + Addresses.format(agent));
+      if (!outcome.ok()) {
+        channel.close();
+        throw outcome.peerSpeaksNoTls() ? new NoTls(outcome.reason()) : new IOException(outcome.reason());
+      }
+    }
     try {
       channel.writeAndFlush(Control.newBuilder().setRequest(request).build());
       while (true) {

@@ -85,13 +85,26 @@ public final class AgentServer implements AutoCloseable {
   /** Commits are confirmed on threads of their own: a paused guest never waits behind a handshake. */
   private final ExecutorService switchoverWork = Executors.newCachedThreadPool(daemon("agent-switchover"));
   private final ExecutorService adminWork = pool("agent-admin", ADMIN_THREADS);
+  private final MigrationTls tls;
+  private final TlsPeerCheck.Verifier verifier;
   private Channel serverChannel;
 
   public AgentServer(NettyTransport transport, TargetMigration.Host host, AdminService admin, Clock clock) {
+    this(transport, host, admin, clock, MigrationTls.OFF, TlsPeerCheck.Verifier.NONE);
+  }
+
+  /**
+   * As above, with TLS as {@code tls} says; {@code verifier} names the source host a migration's
+   * record expects, checked against the source's certificate.
+   */
+  public AgentServer(NettyTransport transport, TargetMigration.Host host, AdminService admin, Clock clock,
+      MigrationTls tls, TlsPeerCheck.Verifier verifier) {
     this.transport = transport;
     this.host = host;
     this.admin = admin;
     this.clock = clock;
+    this.tls = tls;
+    this.verifier = verifier;
   }
 
   private static ExecutorService pool(String name, int threads) {
@@ -122,10 +135,13 @@ public final class AgentServer implements AutoCloseable {
         .childHandler(new ChannelInitializer<Channel>() {
           @Override
           protected void initChannel(Channel ch) {
-            PlacementRecvAllocator placement = new PlacementRecvAllocator(RECEIVE_BUFFERS);
-            ch.config().setRecvByteBufAllocator(placement);
+            // The handshake's deadline and the cap on unproven peers cover the TLS handshake too.
             ch.pipeline().addLast("handshake-guard", new HandshakeGuard());
+            installTls(ch); // also chooses placement (plain links) or not (TLS)
             Frames.install(ch.pipeline(), Frames.UNAUTHENTICATED_FRAME_BYTES_MAX);
+            if (tls.enabled()) {
+              ch.pipeline().addLast(TlsPeerCheck.NAME, new TlsPeerCheck(verifier));
+            }
             ch.pipeline().addLast("router", new Router());
           }
         });
@@ -139,6 +155,36 @@ public final class AgentServer implements AutoCloseable {
           + ": " + e.getMessage(), e);
     }
     return (InetSocketAddress) serverChannel.localAddress();
+  }
+
+  /**
+   * TLS first in the pipeline when this host has certificates: always when encryption is required,
+   * or when the first bytes are a TLS handshake if it is opportunistic. Placement (pages read
+   * from the socket straight into guest memory) only on plain connections: over TLS the socket
+   * carries ciphertext, and the decrypted pages are copied once from TLS's buffers instead.
+   */
+  private void installTls(Channel ch) {
+    if (tls.enabled() && tls.mode() == MigrationTls.Mode.REQUIRED) {
+      ch.config().setRecvByteBufAllocator(RECEIVE_BUFFERS);
+      ch.pipeline().addLast(TlsClient.HANDLER, tls.newServerHandler(ch.alloc()));
+      return;
+    }
+    ch.config().setRecvByteBufAllocator(new PlacementRecvAllocator(RECEIVE_BUFFERS));
+    if (tls.enabled()) {
+      ch.pipeline().addLast("tls-detect", new io.netty.handler.ssl.OptionalSslHandler(tls.serverContext()) {
+        @Override
+        protected String newSslHandlerName() {
+          return TlsClient.HANDLER;
+        }
+
+        @Override
+        protected io.netty.handler.ssl.SslHandler newSslHandler(ChannelHandlerContext ctx,
+            io.netty.handler.ssl.SslContext context) {
+          ctx.channel().config().setRecvByteBufAllocator(RECEIVE_BUFFERS); // no placement under TLS
+          return super.newSslHandler(ctx, context);
+        }
+      });
+    }
   }
 
   @Override

@@ -34,6 +34,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * (see {@link Pacer}); counters advance when bytes reach the socket.
  */
 public final class NettyMigrationLink implements SourceLink {
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(NettyMigrationLink.class);
   static final int WRITE_BUFFER_LOW_BYTES = 2 << 20;
   static final int WRITE_BUFFER_HIGH_BYTES = 4 << 20;
   private static final int INCOMING_CONTROL_MAX = 64;
@@ -95,6 +96,42 @@ public final class NettyMigrationLink implements SourceLink {
    */
   public static NettyMigrationLink connect(NettyTransport transport, InetSocketAddress target, GuestMemory memory,
       long bandwidthBytesPerSecond, long connectTimeoutMillis) {
+    return connect(transport, target, memory, bandwidthBytesPerSecond, connectTimeoutMillis, MigrationTls.OFF, null);
+  }
+
+  /**
+   * As above, over TLS when {@code tls} has certificates: the target must present a certificate
+   * of the cluster CA for {@code targetHost} (null: any host, when only the address is known).
+   * An opportunistic client falls back to a plain link only if the target speaks no TLS at all.
+   */
+  public static NettyMigrationLink connect(NettyTransport transport, InetSocketAddress target, GuestMemory memory,
+      long bandwidthBytesPerSecond, long connectTimeoutMillis, MigrationTls tls, String targetHost) {
+    String what = "target agent at " + target.getHostString() + ":" + target.getPort();
+    if (!tls.enabled()) {
+      return open(transport, target, memory, bandwidthBytesPerSecond, connectTimeoutMillis, null, targetHost, what);
+    }
+    try {
+      return open(transport, target, memory, bandwidthBytesPerSecond, connectTimeoutMillis, tls, targetHost, what);
+    } catch (NoTls e) {
+      if (tls.mode() != MigrationTls.Mode.OPPORTUNISTIC) {
+        throw new LinkException(e.getMessage() + ", and this agent requires it (--migration-encryption required)");
+      }
+      LOG.warn("{}; sending in the clear (--migration-encryption opportunistic)", e.getMessage());
+      return open(transport, target, memory, bandwidthBytesPerSecond, connectTimeoutMillis, null, targetHost, what);
+    }
+  }
+
+  /** The target answered the TLS handshake without TLS. */
+  private static final class NoTls extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    NoTls(String message) {
+      super(message, null, false, false);
+    }
+  }
+
+  private static NettyMigrationLink open(NettyTransport transport, InetSocketAddress target, GuestMemory memory,
+      long bandwidthBytesPerSecond, long connectTimeoutMillis, MigrationTls tls, String targetHost, String what) {
     Holder holder = new Holder();
     Bootstrap bootstrap = new Bootstrap()
         .group(transport.group())
@@ -108,6 +145,9 @@ public final class NettyMigrationLink implements SourceLink {
         .handler(new ChannelInitializer<Channel>() {
           @Override
           protected void initChannel(Channel ch) {
+            if (tls != null) {
+              TlsClient.install(ch.pipeline(), tls, target);
+            }
             Frames.install(ch.pipeline());
             ch.pipeline().addLast("page-sealer", new PageSealer(new PageBatchWriter.Sealer(memory)));
             ch.pipeline().addLast("source", new SourceHandler(holder));
@@ -116,17 +156,42 @@ public final class NettyMigrationLink implements SourceLink {
     ChannelFuture connected = bootstrap.connect(target).awaitUninterruptibly();
     if (!connected.isSuccess()) {
       Throwable cause = connected.cause();
-      throw new LinkException("cannot connect to target agent at " + target.getHostString() + ":" + target.getPort()
-          + ": " + (cause == null ? "cancelled" : cause.getMessage()), cause);
+      throw new LinkException("cannot connect to " + what + ": " + (cause == null ? "cancelled" : cause.getMessage()),
+          cause);
+    }
+    if (tls != null) {
+      TlsClient.Outcome outcome = TlsClient.handshake(connected.channel(), targetHost, what);
+      if (!outcome.ok()) {
+        connected.channel().close().awaitUninterruptibly(CLOSE_WAIT_MILLIS);
+        throw outcome.peerSpeaksNoTls() ? new NoTls(outcome.reason()) : new LinkException(outcome.reason());
+      }
     }
     NettyMigrationLink link = new NettyMigrationLink(connected.channel(), memory, bandwidthBytesPerSecond);
-    holder.link = link;
+    // On the event loop, where the handlers run: a failure they saw before the link existed (a
+    // TLS 1.3 server refuses the client's certificate after the client's handshake completed)
+    // becomes the link's failure, never lost in between.
+    connected.channel().eventLoop().submit(() -> {
+      holder.link = link;
+      if (holder.earlyFailure != null) {
+        link.fail(holder.earlyFailure);
+      } else if (!connected.channel().isActive()) {
+        link.fail("connection closed by the target");
+      }
+    }).awaitUninterruptibly();
     return link;
   }
 
   /** Lets the handler, built before the link, reach it. */
   private static final class Holder {
     volatile NettyMigrationLink link;
+    /** The first failure seen before the link existed (event loop only). */
+    String earlyFailure;
+
+    void failEarly(String reason) {
+      if (earlyFailure == null) {
+        earlyFailure = reason;
+      }
+    }
   }
 
   /** The connection (tests inject faults into its pipeline). */
@@ -414,6 +479,8 @@ public final class NettyMigrationLink implements SourceLink {
       NettyMigrationLink link = holder.link;
       if (link != null) {
         link.fail("connection closed by the target");
+      } else {
+        holder.failEarly("connection closed by the target");
       }
     }
 
@@ -422,6 +489,8 @@ public final class NettyMigrationLink implements SourceLink {
       NettyMigrationLink link = holder.link;
       if (link != null) {
         link.fail(Failures.describe(cause));
+      } else {
+        holder.failEarly(Failures.describe(cause));
       }
       ctx.close();
     }

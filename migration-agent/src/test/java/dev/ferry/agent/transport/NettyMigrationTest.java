@@ -59,7 +59,7 @@ class NettyMigrationTest extends MigrationContractTest {
    * On the wire, just before the socket: replaces each page frame with a damaged copy. (The frame
    * itself points into the source guest's memory, which must stay untouched.)
    */
-  private static final class Corrupter extends ChannelOutboundHandlerAdapter {
+  static final class Corrupter extends ChannelOutboundHandlerAdapter {
     @Override
     public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
       if (msg instanceof ByteBuf frame && frame.readableBytes() > 5 && frame.getByte(frame.readerIndex()) == Wire.KIND_PAGES) {
