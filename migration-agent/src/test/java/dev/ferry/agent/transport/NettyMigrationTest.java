@@ -15,6 +15,13 @@ import java.net.InetSocketAddress;
 
 /** The migration contract over real sockets: an agent server and a Netty link on loopback. */
 class NettyMigrationTest extends MigrationContractTest {
+  /** Where the test host destroys failed guests: not on the event loop (destroying waits for the vCPUs). */
+  static final java.util.concurrent.Executor OFF_THE_LOOP = task -> {
+    Thread reaper = new Thread(task, "test-reaper");
+    reaper.setDaemon(true);
+    reaper.start();
+  };
+
   @Override
   protected Connector connector() {
     return new Connector() {
@@ -24,11 +31,7 @@ class NettyMigrationTest extends MigrationContractTest {
 
       @Override
       public SourceLink connect(Guest source, RecordingHost host) {
-        host.reaper = task -> {
-          Thread reaper = new Thread(task, "test-reaper"); // not on the event loop: destroying waits
-          reaper.setDaemon(true);
-          reaper.start();
-        };
+        host.reaper = OFF_THE_LOOP;
         server = new AgentServer(transport, host, (request, replies) -> replies.end(), Clock.SYSTEM);
         InetSocketAddress address = server.bind(new InetSocketAddress("127.0.0.1", 0));
         link = NettyMigrationLink.connect(transport, address, source.memory(), 0, 5_000);

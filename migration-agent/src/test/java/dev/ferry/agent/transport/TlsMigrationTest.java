@@ -43,6 +43,7 @@ class TlsMigrationTest extends MigrationContractTest {
 
       @Override
       public SourceLink connect(Guest guest, RecordingHost host) {
+        host.reaper = NettyMigrationTest.OFF_THE_LOOP;
         server = new AgentServer(transport, host, (request, replies) -> replies.end(), Clock.SYSTEM, target,
             TlsPeerCheck.Verifier.NONE);
         InetSocketAddress address = server.bind(new InetSocketAddress("127.0.0.1", 0));
