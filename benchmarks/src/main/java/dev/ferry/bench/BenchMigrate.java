@@ -28,7 +28,8 @@ import picocli.CommandLine.Option;
  * measured in the same run. With {@code --cluster} the agents are members of a cluster (ZooKeeper,
  * a coordinator, two agents, each its own process) and the migration goes through the
  * coordinator's API as {@code ferry migrate} sends it; {@code --cluster --compare} alternates
- * standalone and cluster runs. Downtime is the target's first vCPU step minus the source's last (one
+ * standalone and cluster runs. With {@code --tls} the agents encrypt the link (standalone: a pair of
+ * agents per TLS mode, a list alternates the pairs run by run; a cluster takes one mode). Downtime is the target's first vCPU step minus the source's last (one
  * host, one CLOCK_MONOTONIC); memory identity is proved with whole-memory digests computed outside
  * the pause (the source's after the handover, the target's copy-on-write while the guest runs).
  */
@@ -57,6 +58,14 @@ public final class BenchMigrate implements Callable<Integer> {
       description = "off, on or auto (default: ${DEFAULT-VALUE}). A list (off,auto) alternates the modes run by run"
           + " on the same agents and summarises each: a paired comparison on a noisy machine.")
   List<String> compression;
+
+  @Option(names = "--tls", defaultValue = "off", split = ",",
+      description = "Encryption of the migration link: off, on (TLS 1.3, mutual authentication,"
+          + " certificates of a throw-away CA, the agents' choice of provider), openssl or jdk (the provider forced)"
+          + " (default: ${DEFAULT-VALUE}). A list (off,on or openssl,jdk) starts a source and a target agent per mode"
+          + " and alternates them run by run, as --compression does; one of the two may be a list. With --cluster,"
+          + " one mode: the cluster's agents (and coordinator) get certificates as scripts/demo makes them.")
+  List<String> tls;
 
   @Option(names = "--bandwidth", description = "Cap the link (stands in for a slower one), e.g. 100MiB/s.")
   String bandwidth;
@@ -104,6 +113,7 @@ public final class BenchMigrate implements Callable<Integer> {
         b.setBandwidthBytesPerS(Sizes.parseRate("--bandwidth", bandwidth));
       }
       policy = b.build();
+      validateTls();
       InvalidConfigException.requireRange("--runs", runs, 1, 1000);
       InvalidConfigException.requireRange("--warmup", warmup, 0, 100);
     } catch (InvalidConfigException e) {
@@ -119,16 +129,11 @@ public final class BenchMigrate implements Callable<Integer> {
     try (TcpBaseline baseline = new TcpBaseline(template.getMemoryBytes());
         NettyBaseline netty = nettyBaseline
             ? new NettyBaseline(NettyTransport.Kind.parse(transport), template.getMemoryBytes()) : null) {
-      if (!cluster || compare) {
-        harnesses.add(new StandaloneHarness(dir, transport));
-      }
-      if (cluster) {
-        harnesses.add(new ClusterHarness(dir.resolve("cluster"), transport));
-      }
-      List<String[]> variants = new ArrayList<>();
+      startHarnesses(dir, harnesses);
+      List<Variant> variants = new ArrayList<>();
       for (String mode : compression) {
         for (Harness h : harnesses) {
-          variants.add(new String[] {h.mode(), mode});
+          variants.add(new Variant(h, mode));
         }
       }
       if (!json) {
@@ -137,11 +142,10 @@ public final class BenchMigrate implements Callable<Integer> {
       }
       List<Json> results = new ArrayList<>();
       for (int run = -warmup; run < runs * variants.size(); run++) {
-        String[] variant = variants.get(Math.floorMod(run, variants.size()));
-        Harness harness = harnesses.stream().filter(h -> h.mode().equals(variant[0])).findFirst().orElseThrow();
-        MigrationPolicy runPolicy = policy.toBuilder().setCompression(dev.ferry.common.Specs.compressionMode(variant[1]))
-            .build();
-        Json result = runOnce(run, variant[1], template, runPolicy, harness, baseline, netty);
+        Variant variant = variants.get(Math.floorMod(run, variants.size()));
+        MigrationPolicy runPolicy = policy.toBuilder()
+            .setCompression(dev.ferry.common.Specs.compressionMode(variant.compression())).build();
+        Json result = runOnce(run, variant.compression(), template, runPolicy, variant.harness(), baseline, netty);
         if (run < 0) {
           continue;
         }
@@ -149,18 +153,7 @@ public final class BenchMigrate implements Callable<Integer> {
         out.println(json ? result.toString() : row(result));
       }
       if (!json) {
-        for (String[] variant : variants) {
-          List<Json> of = results.stream().filter(r -> variant[0].equals(r.get("mode"))
-              && variant[1].equals(r.get("compression"))).toList();
-          out.println((variants.size() > 1 ? variant[0] + (compression.size() > 1 ? ", compression " + variant[1] : "")
-              + ": " : "") + summary(of));
-        }
-        if (compression.size() == 2 && harnesses.size() == 1) {
-          out.println(paired(results, compression.get(0), compression.get(1)));
-        }
-        if (harnesses.size() == 2 && compression.size() == 1) {
-          out.println(pairedModes(results));
-        }
+        printSummaries(variants, results);
       }
       boolean allIdentical = results.stream().allMatch(r -> Boolean.TRUE.equals(r.get("memory_identical")));
       return allIdentical ? 0 : 1;
@@ -169,6 +162,82 @@ public final class BenchMigrate implements Callable<Integer> {
         h.close();
       }
     }
+  }
+
+  /** One harness and one compression mode: what a run alternates between. */
+  private record Variant(Harness harness, String compression) {
+    boolean matches(Json r) {
+      return harness.mode().equals(r.get("mode")) && harness.tls().equals(r.get("tls"))
+          && compression.equals(r.get("compression"));
+    }
+  }
+
+  private void validateTls() {
+    for (String mode : tls) {
+      if (!StandaloneHarness.TLS_MODES.contains(mode)) {
+        throw new InvalidConfigException("--tls", "'" + mode + "' is not one of " + String.join(", ",
+            StandaloneHarness.TLS_MODES));
+      }
+    }
+    if (tls.size() != new java.util.HashSet<>(tls).size()) {
+      throw new InvalidConfigException("--tls", "a mode is listed twice");
+    }
+    if (tls.size() > 1 && compression.size() > 1) {
+      throw new InvalidConfigException("--tls", "a list of TLS modes takes one --compression mode");
+    }
+    if (cluster && tls.size() > 1) {
+      throw new InvalidConfigException("--tls", "--cluster takes one TLS mode (a cluster per mode is too heavy here)");
+    }
+  }
+
+  /**
+   * A standalone harness per TLS mode (all agents on one datastore, the TLS ones with
+   * certificates of one throw-away CA), then the cluster one (one TLS mode, same CA).
+   */
+  private void startHarnesses(Path dir, List<Harness> harnesses) throws Exception {
+    dev.ferry.daemons.ClusterCa ca = tls.stream().anyMatch(m -> !m.equals("off"))
+        ? dev.ferry.daemons.ClusterCa.init(dir.resolve("ca-" + System.nanoTime()), java.time.Duration.ofDays(1))
+        : null;
+    if (!cluster || compare) {
+      for (String mode : tls) {
+        harnesses.add(new StandaloneHarness(dir, transport, mode, ca, tls.size() > 1 ? "-" + mode : ""));
+      }
+    }
+    if (cluster) {
+      harnesses.add(new ClusterHarness(dir.resolve("cluster"), transport, tls.get(0), ca));
+    }
+  }
+
+  /** A summary per variant, then the paired line when exactly two things alternate. */
+  private void printSummaries(List<Variant> variants, List<Json> results) {
+    for (Variant variant : variants) {
+      List<Json> of = results.stream().filter(variant::matches).toList();
+      out.println((variants.size() > 1 ? label(variant) + ": " : "") + summary(of));
+    }
+    if (compression.size() == 2 && variants.size() == 2) {
+      out.println(paired(results, "compression", compression.get(0), compression.get(1)));
+    }
+    if (tls.size() == 2 && variants.size() == 2) {
+      out.println(paired(results, "tls", tls.get(0), tls.get(1)));
+    }
+    if (cluster && compare && variants.size() == 2) {
+      out.println(pairedModes(results));
+    }
+  }
+
+  /** What tells a variant from the others: its harness, TLS mode and compression where they vary. */
+  private String label(Variant v) {
+    List<String> parts = new ArrayList<>();
+    if (compare) {
+      parts.add(v.harness().mode());
+    }
+    if (tls.size() > 1) {
+      parts.add("tls " + v.harness().tls());
+    }
+    if (compression.size() > 1) {
+      parts.add("compression " + v.compression());
+    }
+    return String.join(", ", parts);
   }
 
   private Json runOnce(int run, String mode, GuestSpec template, MigrationPolicy policy, Harness harness,
@@ -187,6 +256,7 @@ public final class BenchMigrate implements Callable<Integer> {
     }
     return new Json().put("run", run)
         .put("mode", harness.mode())
+        .put("tls", harness.tls())
         .put("memory_bytes", spec.getMemoryBytes())
         .put("dirty_rate_bytes_per_s", spec.getWorkload().getDirtyRateBytesPerS())
         .put("content", content)
@@ -223,8 +293,8 @@ public final class BenchMigrate implements Callable<Integer> {
   }
 
   private static String header() {
-    return String.format(Locale.ROOT, "%4s %10s %5s %10s %10s %7s %7s %12s %12s %12s %7s %8s %8s %8s %8s %9s",
-        "run", "mode", "lz4?", "total ms", "downtime", "rounds", "lz4 pg", "guest sent", "throughput", "tcp base", "ratio",
+    return String.format(Locale.ROOT, "%4s %10s %7s %5s %10s %10s %7s %7s %12s %12s %12s %7s %8s %8s %8s %8s %9s",
+        "run", "mode", "tls", "lz4?", "total ms", "downtime", "rounds", "lz4 pg", "guest sent", "throughput", "tcp base", "ratio",
         "setup ms", "src cpu", "tgt cpu", "base cpu", "identical");
   }
 
@@ -232,8 +302,8 @@ public final class BenchMigrate implements Callable<Integer> {
     long throughput = (Long) r.get("throughput_bytes_per_s");
     long base = (Long) r.get("baseline_tcp_bytes_per_s");
     Object downtime = r.get("downtime_ms");
-    String line = String.format(Locale.ROOT, "%4d %10s %5s %10.1f %10s %7d %7d %12s %12s %12s %7.2f %8d %8.0f %8.0f %8.0f %9s",
-        (Integer) r.get("run"), r.get("mode"), r.get("compression"), (Double) r.get("total_ms"),
+    String line = String.format(Locale.ROOT, "%4d %10s %7s %5s %10.1f %10s %7d %7d %12s %12s %12s %7.2f %8d %8.0f %8.0f %8.0f %9s",
+        (Integer) r.get("run"), r.get("mode"), r.get("tls"), r.get("compression"), (Double) r.get("total_ms"),
         downtime == null ? "-" : String.format(Locale.ROOT, "%.2f", (Double) downtime),
         (Integer) r.get("rounds"), (Long) r.get("pages_lz4"), Sizes.formatBytes((Long) r.get("guest_bytes_sent")),
         Sizes.formatRate(throughput), Sizes.formatRate(base), throughput / (double) base, (Long) r.get("setup_ms"),
@@ -261,12 +331,12 @@ public final class BenchMigrate implements Callable<Integer> {
    * before it, on the same agents a few seconds apart, so that a slow spell of the machine
    * weighs on both sides of a pair.
    */
-  static String paired(List<Json> results, String first, String second) {
+  static String paired(List<Json> results, String field, String first, String second) {
     List<Double> ratios = new ArrayList<>();
     for (int i = 0; i + 1 < results.size(); i += 2) {
       Json a = results.get(i);
       Json b = results.get(i + 1);
-      if (first.equals(a.get("compression")) && second.equals(b.get("compression"))) {
+      if (first.equals(a.get(field)) && second.equals(b.get(field))) {
         ratios.add((Double) b.get("total_ms") / (Double) a.get("total_ms"));
       }
     }

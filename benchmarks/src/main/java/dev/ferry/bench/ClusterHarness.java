@@ -30,7 +30,9 @@ import java.util.function.Predicate;
  * ZooKeeper server, one coordinator and two agents. Each run creates the VM on the first agent
  * through the API, migrates it to the second with {@code POST /v1/migrations} and follows
  * {@code GET /v1/migrations/ID} as {@code ferry migrate} does, reads the target's digest through
- * the coordinator ({@code GET /v1/vms/NAME/guest}), then stops and deletes the VM.
+ * the coordinator ({@code GET /v1/vms/NAME/guest}), then stops and deletes the VM. With TLS, as in
+ * {@code scripts/demo}: a certificate of one CA per agent and for the coordinator (which asks an
+ * agent for a guest's digest), and agents that require encryption.
  */
 final class ClusterHarness implements Harness {
   static final String SOURCE = "bench-a";
@@ -43,9 +45,15 @@ final class ClusterHarness implements Harness {
   private final List<DaemonProcess> processes = new ArrayList<>();
   private final ClusterApi api;
   private final String apiUrl;
+  private final String tls;
 
-  ClusterHarness(Path dir, String transport) throws IOException {
+  /**
+   * @param tls one of {@link StandaloneHarness#TLS_MODES}
+   * @param ca issues the coordinator's and agents' certificates; null when {@code tls} is off
+   */
+  ClusterHarness(Path dir, String transport, String tls, dev.ferry.daemons.ClusterCa ca) throws IOException {
     this.dir = Files.createDirectories(dir);
+    this.tls = tls;
     Path credentials = dir.resolve("zk-credentials");
     Path token = dir.resolve("api-token");
     Files.writeString(credentials, "ferry:" + random() + "\n");
@@ -58,10 +66,10 @@ final class ClusterHarness implements Harness {
     try {
       start("zk", "256m", List.of("zk-server", "--port", Integer.toString(zkPort), "--data", dir.resolve("zk").toString()));
       start("coordinator", "256m", concat(List.of("coordinator", "--id", "c1", "--listen", "127.0.0.1:" + apiPort,
-          "--token-file", token.toString()), zk));
+          "--token-file", token.toString()), concat(tlsArgs(ca, "coordinator-1", false), zk)));
       for (String host : List.of(SOURCE, TARGET)) {
         start(host, "512m", concat(List.of("agent", "--host-id", host, "--listen", "127.0.0.1:0", "--datastore",
-            dir.resolve("datastore").toString(), "--memory-capacity", "4GiB", "--transport", transport), zk));
+            dir.resolve("datastore").toString(), "--memory-capacity", "4GiB", "--transport", transport), concat(tlsArgs(ca, host, true), zk)));
       }
       api = new ClusterApi(URI.create(apiUrl + "/"), tokenText);
       await("both agents up", () -> api.get("v1/hosts", HostList.newBuilder()).getHostsList().stream()
@@ -70,6 +78,24 @@ final class ClusterHarness implements Harness {
       close();
       throw e;
     }
+  }
+
+  /** A certificate for {@code host} and the options that use it; an agent also requires encryption. */
+  private List<String> tlsArgs(dev.ferry.daemons.ClusterCa ca, String host, boolean agent) throws IOException {
+    if (tls.equals("off")) {
+      return List.of();
+    }
+    Path certs = dir.resolve("tls-" + host);
+    try {
+      ca.issue(host, certs, java.time.Duration.ofDays(1));
+    } catch (java.security.GeneralSecurityException e) {
+      throw new IOException("cannot issue a certificate for " + host + ": " + e.getMessage(), e);
+    }
+    List<String> args = new ArrayList<>(List.of("--tls-dir", certs.toString()));
+    if (agent) {
+      args.addAll(List.of("--migration-encryption", "required", "--tls-provider", tls.equals("on") ? "auto" : tls));
+    }
+    return args;
   }
 
   private void start(String name, String heap, List<String> args) throws IOException {
@@ -84,8 +110,13 @@ final class ClusterHarness implements Harness {
   }
 
   @Override
+  public String tls() {
+    return tls;
+  }
+
+  @Override
   public String describe() {
-    return "cluster: ZooKeeper, coordinator at " + apiUrl + ", agents " + SOURCE + " and " + TARGET + "; logs in " + dir;
+    return "cluster (tls " + tls + "): ZooKeeper, coordinator at " + apiUrl + ", agents " + SOURCE + " and " + TARGET + "; logs in " + dir;
   }
 
   @Override

@@ -10,6 +10,11 @@ interface Harness extends AutoCloseable {
   /** "standalone" or "cluster". */
   String mode();
 
+  /** The link's encryption, one of the --tls modes. */
+  default String tls() {
+    return "off";
+  }
+
   /** One line for the table's heading: the processes and where their logs are. */
   String describe();
 
