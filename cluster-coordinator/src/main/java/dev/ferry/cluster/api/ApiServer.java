@@ -36,12 +36,14 @@ import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.QueryStringDecoder;
 import io.netty.handler.timeout.ReadTimeoutHandler;
-import io.netty.util.concurrent.DefaultEventExecutorGroup;
-import io.netty.util.concurrent.EventExecutorGroup;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.util.List;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -84,8 +86,19 @@ public final class ApiServer implements AutoCloseable {
   private final Coordinator coordinator;
   private final byte[] token;
   private final EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
-  /** Requests block on ZooKeeper: they run here, never on the event loop. */
-  private final EventExecutorGroup workers = new DefaultEventExecutorGroup(4);
+  /** Requests waiting for a worker; more are answered 503 at once. */
+  private static final int QUEUED_REQUESTS_MAX = 256;
+  /**
+   * Requests block on ZooKeeper (and on an agent, for a guest's status): they run on these plain
+   * threads, never on the event loop. Not a Netty executor group: BlockHound counts its threads as
+   * event loops.
+   */
+  private final ThreadPoolExecutor workers = new ThreadPoolExecutor(4, 4, 0, TimeUnit.MILLISECONDS,
+      new ArrayBlockingQueue<>(QUEUED_REQUESTS_MAX), r -> {
+        Thread t = new Thread(r, "api-worker");
+        t.setDaemon(true);
+        return t;
+      });
   private Channel channel;
 
   private final dev.ferry.agent.transport.MigrationTls agentTls;
@@ -109,7 +122,7 @@ public final class ApiServer implements AutoCloseable {
             ch.pipeline().addLast(new ReadTimeoutHandler(READ_TIMEOUT_SECONDS))
                 .addLast(new HttpServerCodec(4096, 8192, 8192))
                 .addLast(new HttpObjectAggregator(BODY_BYTES_MAX))
-                .addLast(workers, new Handler());
+                .addLast(new Handler());
           }
         })
         .bind(address).sync().channel();
@@ -124,9 +137,33 @@ public final class ApiServer implements AutoCloseable {
   /** What a request produced: a status and a message to print as JSON (or nothing). */
   private record Answer(HttpResponseStatus status, Message body) {}
 
+  /** On the event loop: hands the request to a worker and returns. */
   private final class Handler extends SimpleChannelInboundHandler<FullHttpRequest> {
     @Override
     protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest request) {
+      FullHttpRequest held = request.retain();
+      // One request at a time per connection, so answers leave in the order the requests came.
+      ctx.channel().config().setAutoRead(false);
+      try {
+        workers.execute(() -> answer(ctx, held));
+      } catch (RejectedExecutionException e) {
+        held.release();
+        ctx.channel().config().setAutoRead(true);
+        respond(ctx, null, error(HttpResponseStatus.SERVICE_UNAVAILABLE, "the coordinator is busy; try again"));
+      }
+    }
+
+    /** On a worker. */
+    private void answer(ChannelHandlerContext ctx, FullHttpRequest request) {
+      try {
+        respond(ctx, request, answerTo(request));
+      } finally {
+        request.release();
+        ctx.channel().config().setAutoRead(true);
+      }
+    }
+
+    private Answer answerTo(FullHttpRequest request) {
       Answer answer;
       if (!request.decoderResult().isSuccess()) {
         answer = error(HttpResponseStatus.BAD_REQUEST, "malformed HTTP request");
@@ -136,7 +173,7 @@ public final class ApiServer implements AutoCloseable {
       } else {
         answer = serve(request);
       }
-      respond(ctx, request, answer);
+      return answer;
     }
 
     @Override
@@ -380,6 +417,6 @@ public final class ApiServer implements AutoCloseable {
         agentLinks.close();
       }
     }
-    workers.shutdownGracefully(0, 2, java.util.concurrent.TimeUnit.SECONDS).syncUninterruptibly();
+    workers.shutdownNow();
   }
 }
