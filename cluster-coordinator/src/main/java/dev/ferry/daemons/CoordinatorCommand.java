@@ -114,6 +114,7 @@ public final class CoordinatorCommand implements Callable<Integer> {
       err.println("ferry coordinator: " + e.getMessage());
       return ExitCodes.USAGE;
     }
+    dev.ferry.agent.BlockingCheck.installIfAsked();
     String name = id != null ? id : "coordinator-" + ProcessHandle.current().pid();
     EmbeddedZooKeeper embedded = null;
     Coordinator coordinator = new Coordinator(name, zkSettings, limits);

@@ -5,6 +5,7 @@ import com.google.protobuf.Message;
 import com.google.protobuf.util.JsonFormat;
 import dev.ferry.common.Addresses;
 import dev.ferry.cluster.coordinator.Coordinator;
+import dev.ferry.cluster.coordinator.Refused;
 import dev.ferry.proto.ApiError;
 import dev.ferry.proto.CreateVmRequest;
 import dev.ferry.proto.PowerState;
@@ -35,12 +36,14 @@ import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.QueryStringDecoder;
 import io.netty.handler.timeout.ReadTimeoutHandler;
-import io.netty.util.concurrent.DefaultEventExecutorGroup;
-import io.netty.util.concurrent.EventExecutorGroup;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.util.List;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -83,8 +86,19 @@ public final class ApiServer implements AutoCloseable {
   private final Coordinator coordinator;
   private final byte[] token;
   private final EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
-  /** Requests block on ZooKeeper: they run here, never on the event loop. */
-  private final EventExecutorGroup workers = new DefaultEventExecutorGroup(4);
+  /** Requests waiting for a worker; more are answered 503 at once. */
+  private static final int QUEUED_REQUESTS_MAX = 256;
+  /**
+   * Requests block on ZooKeeper (and on an agent, for a guest's status): they run on these plain
+   * threads, never on the event loop. Not a Netty executor group: BlockHound counts its threads as
+   * event loops.
+   */
+  private final ThreadPoolExecutor workers = new ThreadPoolExecutor(4, 4, 0, TimeUnit.MILLISECONDS,
+      new ArrayBlockingQueue<>(QUEUED_REQUESTS_MAX), r -> {
+        Thread t = new Thread(r, "api-worker");
+        t.setDaemon(true);
+        return t;
+      });
   private Channel channel;
 
   private final dev.ferry.agent.transport.MigrationTls agentTls;
@@ -108,7 +122,7 @@ public final class ApiServer implements AutoCloseable {
             ch.pipeline().addLast(new ReadTimeoutHandler(READ_TIMEOUT_SECONDS))
                 .addLast(new HttpServerCodec(4096, 8192, 8192))
                 .addLast(new HttpObjectAggregator(BODY_BYTES_MAX))
-                .addLast(workers, new Handler());
+                .addLast(new Handler());
           }
         })
         .bind(address).sync().channel();
@@ -123,9 +137,33 @@ public final class ApiServer implements AutoCloseable {
   /** What a request produced: a status and a message to print as JSON (or nothing). */
   private record Answer(HttpResponseStatus status, Message body) {}
 
+  /** On the event loop: hands the request to a worker and returns. */
   private final class Handler extends SimpleChannelInboundHandler<FullHttpRequest> {
     @Override
     protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest request) {
+      FullHttpRequest held = request.retain();
+      // One request at a time per connection, so answers leave in the order the requests came.
+      ctx.channel().config().setAutoRead(false);
+      try {
+        workers.execute(() -> answer(ctx, held));
+      } catch (RejectedExecutionException e) {
+        held.release();
+        ctx.channel().config().setAutoRead(true);
+        respond(ctx, null, error(HttpResponseStatus.SERVICE_UNAVAILABLE, "the coordinator is busy; try again"));
+      }
+    }
+
+    /** On a worker. */
+    private void answer(ChannelHandlerContext ctx, FullHttpRequest request) {
+      try {
+        respond(ctx, request, answerTo(request));
+      } finally {
+        request.release();
+        ctx.channel().config().setAutoRead(true);
+      }
+    }
+
+    private Answer answerTo(FullHttpRequest request) {
       Answer answer;
       if (!request.decoderResult().isSuccess()) {
         answer = error(HttpResponseStatus.BAD_REQUEST, "malformed HTTP request");
@@ -135,7 +173,7 @@ public final class ApiServer implements AutoCloseable {
       } else {
         answer = serve(request);
       }
-      respond(ctx, request, answer);
+      return answer;
     }
 
     @Override
@@ -168,7 +206,7 @@ public final class ApiServer implements AutoCloseable {
       }
       String collection = path.get(1);
       if (collection.equals("hosts") && path.size() == 2 && method.equals(HttpMethod.GET)) {
-        return ok(coordinator.hosts());
+        return ok(coordinator.requests().hosts());
       }
       if (collection.equals("vms")) {
         return vms(request, method, path);
@@ -177,7 +215,7 @@ public final class ApiServer implements AutoCloseable {
         return migrations(request, method, path);
       }
       return error(HttpResponseStatus.NOT_FOUND, "no such endpoint: " + method + " " + uri.path());
-    } catch (Coordinator.Refused e) {
+    } catch (Refused e) {
       ApiError.Builder err = ApiError.newBuilder().setError(e.getMessage());
       if (e.status() == 503) {
         err.setLeaderUrl(coordinator.leaderUrl());
@@ -194,36 +232,36 @@ public final class ApiServer implements AutoCloseable {
   private Answer vms(FullHttpRequest request, HttpMethod method, List<String> path) throws Exception {
     if (path.size() == 2) {
       if (method.equals(HttpMethod.GET)) {
-        return ok(coordinator.vms());
+        return ok(coordinator.requests().vms());
       }
       if (method.equals(HttpMethod.POST)) {
         CreateVmRequest.Builder body = CreateVmRequest.newBuilder();
         parse(request, body);
         validateAddresses(body);
-        return new Answer(HttpResponseStatus.CREATED, coordinator.createVm(body.build()));
+        return new Answer(HttpResponseStatus.CREATED, coordinator.requests().createVm(body.build()));
       }
     } else {
       String name = name("vm", path.get(2));
       if (path.size() == 3 && method.equals(HttpMethod.GET)) {
-        return ok(coordinator.vm(name));
+        return ok(coordinator.requests().vm(name));
       }
       if (path.size() == 4 && path.get(3).equals("guest") && method.equals(HttpMethod.GET)) {
         return ok(guestStatus(name));
       }
       if (path.size() == 3 && method.equals(HttpMethod.DELETE)) {
-        coordinator.deleteVm(name);
+        coordinator.requests().deleteVm(name);
         return new Answer(HttpResponseStatus.NO_CONTENT, null);
       }
       if (path.size() == 4 && method.equals(HttpMethod.POST)) {
         switch (path.get(3)) {
           case "start" -> {
-            return ok(coordinator.setPower(name, PowerState.POWER_RUNNING));
+            return ok(coordinator.requests().setPower(name, PowerState.POWER_RUNNING));
           }
           case "stop" -> {
-            return ok(coordinator.setPower(name, PowerState.POWER_STOPPED));
+            return ok(coordinator.requests().setPower(name, PowerState.POWER_STOPPED));
           }
           case "suspend" -> {
-            return ok(coordinator.suspendVm(name));
+            return ok(coordinator.requests().suspendVm(name));
           }
           case "resume" -> {
             dev.ferry.proto.ResumeVmRequest.Builder body = dev.ferry.proto.ResumeVmRequest.newBuilder();
@@ -231,7 +269,7 @@ public final class ApiServer implements AutoCloseable {
             if (!body.getHost().isEmpty()) {
               name("host", body.getHost());
             }
-            return ok(coordinator.resumeVm(name, body.getHost()));
+            return ok(coordinator.requests().resumeVm(name, body.getHost()));
           }
           default -> { }
         }
@@ -243,22 +281,22 @@ public final class ApiServer implements AutoCloseable {
   private Answer migrations(FullHttpRequest request, HttpMethod method, List<String> path) throws Exception {
     if (path.size() == 2) {
       if (method.equals(HttpMethod.GET)) {
-        return ok(coordinator.migrations());
+        return ok(coordinator.requests().migrations());
       }
       if (method.equals(HttpMethod.POST)) {
         StartMigrationRequest.Builder body = StartMigrationRequest.newBuilder();
         parse(request, body);
         name("vm", body.getVm());
         name("target_host", body.getTargetHost());
-        return new Answer(HttpResponseStatus.CREATED, coordinator.startMigration(body.build()));
+        return new Answer(HttpResponseStatus.CREATED, coordinator.requests().startMigration(body.build()));
       }
     } else {
       String id = name("migration", path.get(2));
       if (path.size() == 3 && method.equals(HttpMethod.GET)) {
-        return ok(coordinator.migration(id));
+        return ok(coordinator.requests().migration(id));
       }
       if (path.size() == 4 && path.get(3).equals("cancel") && method.equals(HttpMethod.POST)) {
-        return ok(coordinator.cancelMigration(id));
+        return ok(coordinator.requests().cancelMigration(id));
       }
     }
     return error(HttpResponseStatus.NOT_FOUND, "no such endpoint: " + method + " /" + String.join("/", path));
@@ -266,18 +304,18 @@ public final class ApiServer implements AutoCloseable {
 
   /** The guest as the host that runs it reports it (read-only; the agent answers listing and status only). */
   private dev.ferry.proto.GuestStatus guestStatus(String name) throws Exception {
-    String owner = coordinator.vm(name).getOwnerHost();
-    String address = coordinator.hosts().getHostsList().stream().filter(h -> h.getUp())
+    String owner = coordinator.requests().vm(name).getOwnerHost();
+    String address = coordinator.requests().hosts().getHostsList().stream().filter(h -> h.getUp())
         .map(dev.ferry.proto.HostView::getRecord).filter(h -> h.getHostId().equals(owner))
         .map(dev.ferry.proto.HostRecord::getAddress).findFirst().orElse("");
     if (address.isEmpty()) {
-      throw new Coordinator.Refused(409, "VM " + name + ": its host " + (owner.isEmpty() ? "(none)" : owner) + " is not up");
+      throw new Refused(409, "VM " + name + ": its host " + (owner.isEmpty() ? "(none)" : owner) + " is not up");
     }
     try {
       return new dev.ferry.agent.transport.AgentClient(agentLinks(), dev.ferry.common.Addresses.parse("host address",
           address), agentTls, owner).status(name);
     } catch (java.io.IOException e) {
-      throw new Coordinator.Refused(409, "VM " + name + ": host " + owner + " did not answer: " + e.getMessage());
+      throw new Refused(409, "VM " + name + ": host " + owner + " did not answer: " + e.getMessage());
     }
   }
 
@@ -379,6 +417,6 @@ public final class ApiServer implements AutoCloseable {
         agentLinks.close();
       }
     }
-    workers.shutdownGracefully(0, 2, java.util.concurrent.TimeUnit.SECONDS).syncUninterruptibly();
+    workers.shutdownNow();
   }
 }

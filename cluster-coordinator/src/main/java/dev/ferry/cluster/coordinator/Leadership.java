@@ -29,7 +29,7 @@ final class Leadership implements AutoCloseable {
   record Fence(long epoch, int version) {}
 
   /** A fenced write failed because a newer leader exists. */
-  static final class DeposedException extends Coordinator.Refused {
+  static final class DeposedException extends Refused {
     private static final long serialVersionUID = 1L;
 
     DeposedException(String message) {

@@ -1,0 +1,143 @@
+package dev.ferry.cluster.coordinator;
+
+import dev.ferry.cluster.model.MigrationStates;
+import dev.ferry.cluster.model.Records;
+import dev.ferry.cluster.model.ZkPaths;
+import dev.ferry.proto.HostInventory;
+import dev.ferry.proto.MigrationState;
+import java.util.List;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.apache.curator.framework.CuratorFramework;
+import org.apache.zookeeper.data.Stat;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The leader's round, on one {@code coordinator} thread: every 500 ms and whenever a record
+ * changes, the leader (once its caches have loaded) plans from the view ({@link Planner#plan})
+ * and applies the actions with fenced, version-checked writes. A standby's rounds do nothing.
+ */
+final class LeaderLoop implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(LeaderLoop.class);
+  private static final long RECONCILE_EVERY_MILLIS = 500;
+
+  private final String id;
+  private final Planner.Limits limits;
+  private final CuratorFramework zk;
+  private final ClusterCaches caches;
+  private final Leadership leadership;
+  private final FencedUpdates updates;
+  private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor(r -> {
+    Thread t = new Thread(r, "coordinator");
+    t.setDaemon(true);
+    return t;
+  });
+  private volatile boolean closed;
+
+  LeaderLoop(String id, Planner.Limits limits, CuratorFramework zk, ClusterCaches caches, Leadership leadership,
+      FencedUpdates updates) {
+    this.id = id;
+    this.limits = limits;
+    this.zk = zk;
+    this.caches = caches;
+    this.leadership = leadership;
+    this.updates = updates;
+  }
+
+  void start() {
+    loop.scheduleWithFixedDelay(this::reconcileSafely, RECONCILE_EVERY_MILLIS, RECONCILE_EVERY_MILLIS,
+        TimeUnit.MILLISECONDS);
+  }
+
+  /** A round soon: something changed. */
+  void wake() {
+    if (!closed) {
+      loop.execute(this::reconcileSafely);
+    }
+  }
+
+  private void reconcileSafely() {
+    try {
+      if (!closed && leadership.leading() && caches.loaded()) {
+        reconcile();
+      }
+    } catch (Leadership.DeposedException e) {
+      LOG.warn(e.getMessage());
+    } catch (Exception e) {
+      LOG.warn("coordinator {}: round failed: {}", id, e.toString());
+    }
+  }
+
+  private void reconcile() throws Exception {
+    for (Planner.Action action : Planner.plan(caches.view(), limits)) {
+      apply(action);
+    }
+  }
+
+  /** Every change of a migration's state goes through {@link MigrationStates#move}: illegal moves write nothing. */
+  private void apply(Planner.Action action) throws Exception {
+    long now = System.currentTimeMillis();
+    if (action instanceof Planner.Admit a) {
+      if (moveMigration(a.migrationId(), MigrationState.MIGRATION_QUEUED, MigrationState.MIGRATION_RUNNING, "", now)) {
+        LOG.info("migration {} admitted", a.migrationId());
+      }
+    } else if (action instanceof Planner.Abort a) {
+      updates.migration(a.migrationId(), m -> m.getCommitOpId().isEmpty()
+          ? MigrationStates.move(m, MigrationState.MIGRATION_ABORTED, a.reason(), now) : m);
+    } else if (action instanceof Planner.Cancel c) {
+      moveMigration(c.migrationId(), MigrationState.MIGRATION_QUEUED, MigrationState.MIGRATION_CANCELLED,
+          "cancelled by the operator", now);
+    } else if (action instanceof Planner.Complete c) {
+      updates.migration(c.migrationId(), m -> MigrationStates.move(m, MigrationState.MIGRATION_COMPLETED, c.reason(), now));
+    } else if (action instanceof Planner.Settle st) {
+      updates.migration(st.migrationId(), m -> MigrationStates.move(m, st.to(), st.reason(), now));
+    } else if (action instanceof Planner.ClearVmMigration c) {
+      updates.vm(c.vm(), v -> v.getCurrentMigration().equals(c.migrationId())
+          ? v.toBuilder().setCurrentMigration("").build() : v);
+    } else if (action instanceof Planner.MarkHost h) {
+      markHost(h.hostId(), h.up(), now);
+    } else if (action instanceof Planner.Forget f) {
+      forget(f.migrationId());
+    }
+  }
+
+  /** Moves the record from {@code from} (only) to {@code to}; true if it moved. */
+  private boolean moveMigration(String migrationId, MigrationState from, MigrationState to, String reason, long now)
+      throws Exception {
+    return updates.migration(migrationId, m -> m.getState() == from ? MigrationStates.move(m, to, reason, now) : m);
+  }
+
+  private void forget(String migrationId) throws Exception {
+    Stat stat = zk.checkExists().forPath(ZkPaths.migration(migrationId));
+    if (stat != null) {
+      leadership.write(List.of(zk.transactionOp().delete().withVersion(stat.getVersion())
+          .forPath(ZkPaths.migration(migrationId))));
+    }
+  }
+
+  private void markHost(String hostId, boolean up, long now) throws Exception {
+    String path = ZkPaths.inventory(hostId);
+    HostInventory.Builder record = HostInventory.newBuilder().setFormatVersion(Records.FORMAT).setHostId(hostId)
+        .setUp(up).setLastSeenMs(now).setDownSinceMs(up ? 0 : now);
+    Stat stat = zk.checkExists().forPath(path);
+    if (stat == null) {
+      leadership.write(List.of(zk.transactionOp().create().forPath(path, Records.bytes(record.build()))));
+    } else {
+      leadership.write(List.of(zk.transactionOp().setData().withVersion(stat.getVersion())
+          .forPath(path, Records.bytes(record.build()))));
+    }
+    if (up) {
+      LOG.info("host {} is up", hostId);
+    } else {
+      LOG.warn("host {} is down (its VMs stay where they are until HA decides)", hostId);
+    }
+  }
+
+  @Override
+  public void close() {
+    closed = true;
+    loop.shutdownNow();
+  }
+}

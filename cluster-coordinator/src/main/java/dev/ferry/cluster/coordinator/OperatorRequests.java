@@ -1,0 +1,321 @@
+package dev.ferry.cluster.coordinator;
+
+import com.google.protobuf.ByteString;
+import dev.ferry.agent.cluster.ZkUpdate;
+import dev.ferry.cluster.model.Records;
+import dev.ferry.cluster.model.ZkPaths;
+import dev.ferry.engine.precopy.MigrationSecrets;
+import dev.ferry.engine.precopy.MigrationSettings;
+import dev.ferry.proto.HostRecord;
+import dev.ferry.proto.MigrationRecord;
+import dev.ferry.proto.MigrationState;
+import dev.ferry.proto.VmRecord;
+import java.util.List;
+import org.apache.curator.framework.CuratorFramework;
+import org.apache.curator.framework.api.transaction.CuratorOp;
+import org.apache.zookeeper.KeeperException;
+import org.apache.zookeeper.data.Stat;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The operator's requests, served by the leader only: each is validated, refused with a reason the
+ * operator reads ({@link Refused}: a status and a message), or written with a fenced,
+ * version-checked write. A standby refuses with 503 and the leader's address; reads come from the
+ * caches' view, except where a request must see ZooKeeper's latest record.
+ */
+public final class OperatorRequests {
+  private static final Logger LOG = LoggerFactory.getLogger(OperatorRequests.class);
+
+  private final String id;
+  private final String apiUrl;
+  private final CuratorFramework zk;
+  private final ClusterCaches caches;
+  private final Leadership leadership;
+  private final FencedUpdates updates;
+  /** Wakes the leader's loop: a new or cancelled migration is acted on at once. */
+  private final Runnable wake;
+
+  OperatorRequests(String id, String apiUrl, CuratorFramework zk, ClusterCaches caches, Leadership leadership,
+      FencedUpdates updates, Runnable wake) {
+    this.id = id;
+    this.apiUrl = apiUrl;
+    this.zk = zk;
+    this.caches = caches;
+    this.leadership = leadership;
+    this.updates = updates;
+    this.wake = wake;
+  }
+
+  private void requireLeader() throws Refused {
+    if (leadership.leading() && !caches.loaded()) {
+      throw new Refused(503, "coordinator " + id + " is still loading the cluster's records; try again");
+    }
+    if (!leadership.leading()) {
+      String leader = caches.leaderUrl();
+      throw new Refused(503, "coordinator " + id + " is a standby"
+          + (leader.isEmpty() || leader.equals(apiUrl) ? "" : "; the leader serves " + leader));
+    }
+  }
+
+  public VmRecord createVm(dev.ferry.proto.CreateVmRequest request) throws Exception {
+    requireLeader();
+    try {
+      dev.ferry.engine.guest.Guest.validate(request.getSpec());
+    } catch (dev.ferry.common.InvalidConfigException e) {
+      throw new Refused(400, e.getMessage());
+    }
+    Planner.Result placed = Planner.placeVm(caches.view(), request.getSpec(), request.getHost());
+    if (!placed.ok()) {
+      throw new Refused(409, placed.refusal());
+    }
+    String name = request.getSpec().getName();
+    VmRecord vm = VmRecord.newBuilder().setFormatVersion(Records.FORMAT).setSpec(request.getSpec())
+        .setMac(request.getMac().isEmpty() ? macFor(name) : request.getMac()).setIp(request.getIp())
+        .setDatastorePath("vms/" + name).setOwnerHost(placed.value()).setEpoch(firstEpoch(name))
+        .setDesiredPower(dev.ferry.proto.PowerState.POWER_RUNNING).setPower(dev.ferry.proto.PowerState.POWER_STOPPED)
+        .setCoordinatorEpoch(leadership.epoch()).setCreatedMs(System.currentTimeMillis()).build();
+    try {
+      leadership.write(List.of(zk.transactionOp().create().forPath(ZkPaths.vm(name), Records.bytes(vm))));
+    } catch (KeeperException.NodeExistsException e) {
+      throw new Refused(409, "a VM named " + name + " already exists");
+    }
+    LOG.info("VM {} created on {}", name, placed.value());
+    return vm;
+  }
+
+  /** 1 for a new name; one above the last epoch of a deleted VM of that name. */
+  private long firstEpoch(String name) throws Exception {
+    try {
+      return Records.vm(ZkPaths.retired(name), zk.getData().forPath(ZkPaths.retired(name))).getEpoch() + 1;
+    } catch (KeeperException.NoNodeException e) {
+      return 1;
+    }
+  }
+
+  /** A locally administered MAC (52:54:00 like QEMU's) derived from the name: stable across restarts. */
+  static String macFor(String name) {
+    int h = name.hashCode();
+    return String.format("52:54:00:%02x:%02x:%02x", (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff);
+  }
+
+  public VmRecord setPower(String name, dev.ferry.proto.PowerState desired) throws Exception {
+    requireLeader();
+    VmRecord vm = requireVm(name);
+    if (!vm.getCurrentMigration().isEmpty() && desired == dev.ferry.proto.PowerState.POWER_STOPPED) {
+      MigrationRecord m = caches.view().migrations().get(vm.getCurrentMigration());
+      if (m != null && ClusterView.isActive(m)) {
+        throw new Refused(409, name + " is migrating (" + m.getId() + "): cancel it first");
+      }
+    }
+    if (desired == dev.ferry.proto.PowerState.POWER_RUNNING && vm.getDesiredPower() == dev.ferry.proto.PowerState.POWER_SUSPENDED) {
+      throw new Refused(409, name + " is suspended: ferry vm resume " + name + " [--on HOST]");
+    }
+    // Stopping a suspended VM discards its checkpoint: it starts fresh next time.
+    // A start counts as a request of its own: the owner retries a boot that failed before.
+    boolean start = desired == dev.ferry.proto.PowerState.POWER_RUNNING;
+    updates.vm(name, v -> v.toBuilder().setDesiredPower(desired).setNote("")
+        .setStartRequests(v.getStartRequests() + (start ? 1 : 0))
+        .setCheckpoint(desired == dev.ferry.proto.PowerState.POWER_STOPPED ? "" : v.getCheckpoint()).build());
+    return requireVm(name);
+  }
+
+  /** Asks the owner to write the running VM to the datastore and free its host. */
+  public VmRecord suspendVm(String name) throws Exception {
+    requireLeader();
+    VmRecord vm = requireVm(name);
+    if (vm.getDesiredPower() != dev.ferry.proto.PowerState.POWER_RUNNING
+        || vm.getPower() != dev.ferry.proto.PowerState.POWER_RUNNING) {
+      throw new Refused(409, name + " is not running (it is " + vm.getPower().name().replace("POWER_", "")
+          .toLowerCase(java.util.Locale.ROOT) + ")");
+    }
+    MigrationRecord m = caches.view().migrations().get(vm.getCurrentMigration());
+    if (m != null && ClusterView.isActive(m)) {
+      throw new Refused(409, name + " is migrating (" + m.getId() + "): wait for it or cancel it first");
+    }
+    updates.vm(name, v -> v.toBuilder().setDesiredPower(dev.ferry.proto.PowerState.POWER_SUSPENDED).setNote("").build());
+    return requireVm(name);
+  }
+
+  /**
+   * Resumes a suspended VM from its checkpoint on {@code host} (default: where it was): the owner
+   * and epoch move in one fenced write, so the new host takes the datastore lease with the new
+   * epoch and the old one can no longer write the VM's files.
+   */
+  public VmRecord resumeVm(String name, String host) throws Exception {
+    requireLeader();
+    VmRecord vm = requireVm(name);
+    if (vm.getPower() != dev.ferry.proto.PowerState.POWER_SUSPENDED || vm.getCheckpoint().isEmpty()) {
+      throw new Refused(409, name + " is not suspended");
+    }
+    String target = host.isEmpty() ? vm.getOwnerHost() : host;
+    ClusterView view = caches.view();
+    dev.ferry.proto.HostRecord h = view.liveHosts().get(target);
+    if (h == null) {
+      throw new Refused(409, view.inventory().containsKey(target) ? "host " + target + " is down"
+          : "there is no host named " + target);
+    }
+    if (h.getState() != dev.ferry.proto.HostState.HOST_ACTIVE) {
+      throw new Refused(409, target + " is in maintenance");
+    }
+    long free = view.memoryFreeBytes(target);
+    if (free < vm.getSpec().getMemoryBytes()) {
+      throw new Refused(409, target + " has " + dev.ferry.common.Sizes.formatBytes(free) + " free, " + name
+          + " needs " + dev.ferry.common.Sizes.formatBytes(vm.getSpec().getMemoryBytes()));
+    }
+    updates.vm(name, v -> v.getPower() == dev.ferry.proto.PowerState.POWER_SUSPENDED && v.getEpoch() == vm.getEpoch()
+        ? v.toBuilder().setOwnerHost(target).setEpoch(v.getEpoch() + 1).setNote("")
+            .setDesiredPower(dev.ferry.proto.PowerState.POWER_RUNNING).build() : v);
+    VmRecord after = requireVm(name);
+    if (after.getEpoch() == vm.getEpoch()) {
+      throw new Refused(409, name + " changed meanwhile; try again");
+    }
+    LOG.info("VM {} resumes on {} at epoch {}", name, target, after.getEpoch());
+    return after;
+  }
+
+  public void deleteVm(String name) throws Exception {
+    requireLeader();
+    VmRecord vm = requireVm(name);
+    if (vm.getDesiredPower() != dev.ferry.proto.PowerState.POWER_STOPPED
+        || vm.getPower() != dev.ferry.proto.PowerState.POWER_STOPPED) {
+      throw new Refused(409, name + " is not stopped: ferry vm stop " + name + " first");
+    }
+    Stat stat = zk.checkExists().forPath(ZkPaths.vm(name));
+    // Remember its last epoch: hosts and the datastore lease have seen it, and a VM created again
+    // under this name must start above it or it would be refused as stale.
+    byte[] retired = Records.bytes(VmRecord.newBuilder().setFormatVersion(Records.FORMAT)
+        .setSpec(dev.ferry.proto.GuestSpec.newBuilder().setName(name)).setEpoch(vm.getEpoch()).build());
+    Stat old = zk.checkExists().forPath(ZkPaths.retired(name));
+    CuratorOp remember = old == null ? zk.transactionOp().create().forPath(ZkPaths.retired(name), retired)
+        : zk.transactionOp().setData().withVersion(old.getVersion()).forPath(ZkPaths.retired(name), retired);
+    leadership.write(List.of(zk.transactionOp().delete().withVersion(stat.getVersion()).forPath(ZkPaths.vm(name)),
+        remember));
+    LOG.info("VM {} deleted (last epoch {})", name, vm.getEpoch());
+  }
+
+  private VmRecord requireVm(String name) throws Exception {
+    try {
+      return Records.vm(ZkPaths.vm(name), zk.getData().forPath(ZkPaths.vm(name)));
+    } catch (KeeperException.NoNodeException e) {
+      throw new Refused(404, "there is no VM named " + name);
+    }
+  }
+
+  public MigrationRecord startMigration(dev.ferry.proto.StartMigrationRequest request) throws Exception {
+    requireLeader();
+    try {
+      MigrationSettings.from(request.getPolicy());
+    } catch (dev.ferry.common.InvalidConfigException e) {
+      throw new Refused(400, e.getMessage());
+    }
+    for (int attempt = 0; attempt < ZkUpdate.ATTEMPTS_MAX; attempt++) {
+      java.util.Optional<String> refusal = Planner.refuseMigration(caches.view(), request.getVm(), request.getTargetHost());
+      if (refusal.isPresent()) {
+        throw new Refused(409, refusal.get());
+      }
+      Stat stat = new Stat();
+      VmRecord vm;
+      try {
+        vm = Records.vm(ZkPaths.vm(request.getVm()), zk.getData().storingStatIn(stat).forPath(ZkPaths.vm(request.getVm())));
+      } catch (KeeperException.NoNodeException e) {
+        throw new Refused(404, "there is no VM named " + request.getVm());
+      }
+      String migrationId = dev.ferry.common.MigrationIds.random();
+      MigrationRecord m = MigrationRecord.newBuilder().setFormatVersion(Records.FORMAT).setId(migrationId)
+          .setVm(request.getVm()).setSourceHost(vm.getOwnerHost()).setTargetHost(request.getTargetHost())
+          .setPolicy(request.getPolicy()).setState(MigrationState.MIGRATION_QUEUED)
+          .setSecret(ByteString.copyFrom(MigrationSecrets.newSecret())).setVmEpoch(vm.getEpoch())
+          .setCreatedMs(System.currentTimeMillis()).setCoordinatorEpoch(leadership.epoch()).build();
+      List<CuratorOp> ops = List.of(
+          zk.transactionOp().create().forPath(ZkPaths.migration(migrationId), Records.bytes(m)),
+          zk.transactionOp().setData().withVersion(stat.getVersion()).forPath(ZkPaths.vm(request.getVm()),
+              Records.bytes(vm.toBuilder().setCurrentMigration(migrationId).build())));
+      try {
+        leadership.write(ops);
+        LOG.info("migration {} of {} from {} to {} queued", migrationId, request.getVm(), vm.getOwnerHost(),
+            request.getTargetHost());
+        wake.run();
+        return m.toBuilder().clearSecret().build();
+      } catch (KeeperException.BadVersionException e) {
+        // the VM record changed meanwhile (a power report): check again
+      }
+    }
+    throw new Refused(409, request.getVm() + " keeps changing; try again");
+  }
+
+  public MigrationRecord cancelMigration(String migrationId) throws Exception {
+    requireLeader();
+    MigrationRecord m = requireMigration(migrationId);
+    if (!ClusterView.isActive(m)) {
+      throw new Refused(409, "migration " + migrationId + " already ended (" + state(m) + ")");
+    }
+    if (!m.getCommitOpId().isEmpty()) {
+      throw new Refused(409, "migration " + migrationId + " is past its commit; it can no longer be cancelled");
+    }
+    updates.migration(migrationId, r -> r.toBuilder().setCancelRequested(true).build());
+    wake.run();
+    return migration(migrationId);
+  }
+
+  private MigrationRecord requireMigration(String migrationId) throws Exception {
+    if (!dev.ferry.common.MigrationIds.isValid(migrationId)) {
+      throw new Refused(404, "there is no migration '" + dev.ferry.common.MigrationIds.printable(migrationId) + "'");
+    }
+    try {
+      return Records.migration(ZkPaths.migration(migrationId), zk.getData().forPath(ZkPaths.migration(migrationId)));
+    } catch (KeeperException.NoNodeException e) {
+      throw new Refused(404, "there is no migration " + migrationId);
+    }
+  }
+
+  /** Every host ever seen, live or down, with what it holds and moves. */
+  public dev.ferry.proto.HostList hosts() throws Refused {
+    requireLeader();
+    ClusterView view = caches.view();
+    java.util.TreeSet<String> ids = new java.util.TreeSet<>(view.inventory().keySet());
+    ids.addAll(view.liveHosts().keySet());
+    dev.ferry.proto.HostList.Builder list = dev.ferry.proto.HostList.newBuilder();
+    for (String hostId : ids) {
+      HostRecord record = view.liveHosts().get(hostId);
+      if (record == null) {
+        record = HostRecord.newBuilder().setHostId(hostId).build();
+      }
+      List<MigrationRecord> active = view.migrations().values().stream().filter(ClusterView::isActive).toList();
+      list.addHosts(dev.ferry.proto.HostView.newBuilder().setRecord(record).setUp(view.isUp(hostId))
+          .setMemoryFreeBytes(view.memoryFreeBytes(hostId)).addAllVms(view.vmsOn(hostId))
+          .setMigrationsOut((int) active.stream().filter(m -> m.getSourceHost().equals(hostId)).count())
+          .setMigrationsIn((int) active.stream().filter(m -> m.getTargetHost().equals(hostId)).count()));
+    }
+    return list.build();
+  }
+
+  public dev.ferry.proto.VmList vms() throws Refused {
+    requireLeader();
+    return dev.ferry.proto.VmList.newBuilder().addAllVms(caches.view().vms().values().stream()
+        .sorted(java.util.Comparator.comparing(v -> v.getSpec().getName())).toList()).build();
+  }
+
+  public VmRecord vm(String name) throws Exception {
+    requireLeader();
+    return requireVm(name);
+  }
+
+  /** Every migration on record, newest last, without secrets. */
+  public dev.ferry.proto.MigrationList migrations() throws Refused {
+    requireLeader();
+    return dev.ferry.proto.MigrationList.newBuilder().addAllMigrations(caches.view().migrations().values().stream()
+        .sorted(java.util.Comparator.comparingLong(MigrationRecord::getCreatedMs).thenComparing(MigrationRecord::getId))
+        .map(m -> m.toBuilder().clearSecret().build()).toList()).build();
+  }
+
+  /** A migration as the API shows it: without its secret. */
+  public MigrationRecord migration(String migrationId) throws Exception {
+    requireLeader();
+    return requireMigration(migrationId).toBuilder().clearSecret().build();
+  }
+
+  static String state(MigrationRecord m) {
+    return m.getState().name().replace("MIGRATION_", "").toLowerCase(java.util.Locale.ROOT);
+  }
+}
