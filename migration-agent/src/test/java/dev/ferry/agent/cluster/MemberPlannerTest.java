@@ -410,6 +410,12 @@ class MemberPlannerTest {
           assertTrue(v.getEpoch() >= in.epochsSeen().getOrDefault(boot.name(), 0L), "booted a stale record");
           assertTrue(v.getCurrentMigration().isEmpty(), "booted a migrating VM");
         }
+        if (a instanceof StepAside aside) {
+          VmRecord v = vms.get(aside.name());
+          assertTrue(!v.getOwnerHost().equals(HERE) && v.getCurrentMigration().isEmpty(),
+              "stepped aside from " + aside.name() + " owned by " + v.getOwnerHost() + ", migrating '"
+                  + v.getCurrentMigration() + "'");
+        }
         if (a instanceof StartOutgoing start) {
           MigrationRecord m = start.migration();
           assertTrue(MigrationStates.sourceMayProceed(m), "started a migration that is not open: " + m);
