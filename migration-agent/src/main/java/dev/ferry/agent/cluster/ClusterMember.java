@@ -131,8 +131,6 @@ public final class ClusterMember implements AutoCloseable {
   private final Set<String> finished = ConcurrentHashMap.newKeySet();
   /** VMs suspended here whose record may not name their checkpoint yet, by epoch. */
   private final Map<String, Long> suspendedHere = new ConcurrentHashMap<>();
-  /** The checkpoint a suspend writes (the agent's name for it). */
-  private static final String SUSPEND_CHECKPOINT = "suspend";
   /** Outcomes of migrations sent from here that are not in their records yet. */
   private final Map<String, MigrationReport> pendingOutcomes = new ConcurrentHashMap<>();
   /** Boots that failed, by VM, epoch and checkpoint: not retried until one of them changes. */
@@ -387,175 +385,142 @@ public final class ClusterMember implements AutoCloseable {
   // --- Reconcile: make the records so ---------------------------------------------------------
 
   private void reconcile() {
-    pendingOutcomes.forEach(this::writeOutcome);
     List<VmRecord> vmRecords = read(vms, Records::vm);
     List<MigrationRecord> migrationRecords = read(migrations, ClusterMember::migrationRecord);
-    Map<String, String> guests = local.guestStates();
-    Set<String> outgoing = local.outgoingMigrations();
-    Map<String, MigrationRecord> byId = new java.util.HashMap<>();
-    migrationRecords.forEach(m -> byId.put(m.getId(), m));
-    // Every VM node, readable or not: a record this Ferry cannot read (a newer format) is no
-    // reason to stop the guest it describes.
-    Set<String> known = new java.util.HashSet<>();
-    vms.stream().map(ChildData::getPath).filter(p -> !p.equals(ZkPaths.VMS))
-        .forEach(p -> known.add(p.substring(p.lastIndexOf('/') + 1)));
-    for (VmRecord vm : vmRecords) {
-      reconcileVm(vm, guests, byId);
-    }
-    if (vmsLoaded) {
-      guests.forEach((name, state) -> {
-        if (!known.contains(name) && "running".equals(state)) {
-          local.destroyGuest(name, "the cluster has no VM named " + name + " any more");
-        }
-      });
-    }
     for (MigrationRecord m : migrationRecords) {
-      reconcileMigration(m, outgoing);
-    }
-  }
-
-  private void reconcileVm(VmRecord vm, Map<String, String> guests, Map<String, MigrationRecord> migrationsById) {
-    String name = vm.getSpec().getName();
-    // The VM record says whether it is migrating (set at migrate, cleared by the coordinator once
-    // the migration has ended): guests of a migrating VM are the migration's to move, not ours.
-    boolean migrating = !vm.getCurrentMigration().isEmpty();
-    long seen = epochSeen.merge(name, vm.getEpoch(), Math::max);
-    if (vm.getEpoch() < seen) {
-      refuseStale("VM " + name, vm.getEpoch(), seen);
-      return;
-    }
-    String state = guests.get(name);
-    boolean mine = vm.getOwnerHost().equals(local.hostId());
-    String undecided = local.undecidedMigration(name);
-    if (undecided != null) {
-      // This guest is paused because its migration's outcome was unknown: the records decide.
-      MigrationRecord m = migrationsById.get(undecided);
-      if (!mine || (m != null && !m.getCommitOpId().isEmpty())) {
-        local.resolveUndecided(name, false, "the commit is recorded; " + name + " runs on " + vm.getOwnerHost());
-      } else if (m == null || MigrationStates.isTerminal(m.getState())) {
-        local.resolveUndecided(name, true, "it ended " + (m == null ? "(record gone)" : m.getState())
-            + " without a commit");
-      }
-      return;
-    }
-    if (!mine) {
-      if ("running".equals(state) && !migrating) {
-        // Ownership moved on without us (a migration committed, or an operator's move): step aside.
-        local.destroyGuest(name, "VM " + name + " is owned by " + vm.getOwnerHost() + " at epoch " + vm.getEpoch());
-      }
-      return;
-    }
-    // A failed boot is not retried with the same files (epoch, checkpoint) until the operator asks again.
-    String bootKey = name + "@" + vm.getEpoch() + "@" + vm.getCheckpoint() + "@" + vm.getStartRequests();
-    if (vm.getDesiredPower() == PowerState.POWER_RUNNING && state == null && !migrating
-        && !bootFailed.contains(bootKey)) {
-      try {
-        local.bootGuest(vm.getSpec(), vm.getEpoch(), vm.getCheckpoint());
-        LOG.info("host {}: {} VM {} (epoch {})", local.hostId(), vm.getCheckpoint().isEmpty() ? "booted" : "resumed",
-            name, vm.getEpoch());
-        if (!vm.getCheckpoint().isEmpty()) {
-          updateVm(name, v -> v.getOwnerHost().equals(local.hostId()) && v.getEpoch() == vm.getEpoch()
-              ? v.toBuilder().setCheckpoint("").setPower(PowerState.POWER_RUNNING).setNote("").setLastBootError("").build()
-              : v);
-        } else if (!vm.getLastBootError().isEmpty()) {
-          updateVm(name, v -> v.getOwnerHost().equals(local.hostId()) && v.getEpoch() == vm.getEpoch()
-              ? v.toBuilder().setLastBootError("").build() : v);
-        }
-      } catch (RuntimeException e) {
-        // Not retried for this epoch, checkpoint and start request: the note and last_boot_error tell
-        // the operator, who repairs and starts it again, stops it or moves it.
-        bootFailed.add(bootKey);
-        LOG.warn("host {}: cannot boot VM {}: {}", local.hostId(), name, e.getMessage());
-        String error = "cannot boot on " + local.hostId() + ": " + e.getMessage();
-        updateVm(name, v -> v.toBuilder().setNote(error).setLastBootError(error).build());
-        return;
+      if (MigrationStates.isTerminal(m.getState())) {
+        finished.remove(m.getId()); // the cache shows it over: nothing can restart it any more
       }
     }
-    if (vm.getDesiredPower() == PowerState.POWER_STOPPED && "running".equals(state)) {
-      local.destroyGuest(name, "stopped by the operator");
-    }
-    if ("running".equals(state) && vm.getDesiredPower() == PowerState.POWER_RUNNING) {
-      try {
-        local.ensureOwned(vm.getSpec(), vm.getEpoch());
-      } catch (RuntimeException e) {
-        LOG.warn("host {}: VM {} runs here without its lease: {}", local.hostId(), name, e.getMessage());
+    Set<String> vmNodes = new java.util.HashSet<>();
+    vms.stream().map(ChildData::getPath).filter(p -> !p.equals(ZkPaths.VMS))
+        .forEach(p -> vmNodes.add(p.substring(p.lastIndexOf('/') + 1)));
+    Map<String, String> undecidedGuests = new java.util.HashMap<>();
+    for (VmRecord vm : vmRecords) {
+      String waitsOn = local.undecidedMigration(vm.getSpec().getName());
+      if (waitsOn != null) {
+        undecidedGuests.put(vm.getSpec().getName(), waitsOn);
       }
     }
-    if (vm.getDesiredPower() == PowerState.POWER_SUSPENDED && "running".equals(state) && !migrating) {
-      try {
-        String checkpoint = local.suspendGuest(name, vm.getEpoch());
-        suspendedHere.put(name, vm.getEpoch());
-        recordSuspended(name, vm.getEpoch(), checkpoint);
-        LOG.info("host {}: suspended VM {} to the datastore", local.hostId(), name);
-        return;
-      } catch (RuntimeException e) {
-        LOG.warn("host {}: cannot suspend VM {}: {}", local.hostId(), name, e.getMessage());
-        updateVm(name, v -> v.toBuilder().setNote("cannot suspend on " + local.hostId() + ": " + e.getMessage()).build());
-        return;
+    MemberPlanner.Plan plan = MemberPlanner.plan(new MemberPlanner.Input(local.hostId(), vmRecords, vmNodes,
+        vmsLoaded, migrationRecords, local.guestStates(), local.outgoingMigrations(), undecidedGuests,
+        Set.copyOf(undecided.keySet()), Map.copyOf(epochSeen), Set.copyOf(bootFailed), Map.copyOf(suspendedHere),
+        Set.copyOf(finished), Set.copyOf(pendingOutcomes.keySet())));
+    // Merged, not replaced: a target's confirmed commit may have raised an epoch meanwhile.
+    plan.epochsSeen().forEach((vm, epoch) -> epochSeen.merge(vm, epoch, Math::max));
+    Set<String> bootsFailed = new java.util.HashSet<>();
+    for (MemberPlanner.Action action : plan.actions()) {
+      if (action instanceof MemberPlanner.VmStep step && bootsFailed.contains(step.name())) {
+        continue;
       }
-    }
-    if (state == null && vm.getDesiredPower() == PowerState.POWER_SUSPENDED && vm.getCheckpoint().isEmpty()
-        && Long.valueOf(vm.getEpoch()).equals(suspendedHere.get(name))) {
-      // Suspended here, but the record did not take the checkpoint's name yet: write it again.
-      recordSuspended(name, vm.getEpoch(), SUSPEND_CHECKPOINT);
-      return;
-    }
-    PowerState actual = local.guestStates().containsKey(name) ? PowerState.POWER_RUNNING
-        : !vm.getCheckpoint().isEmpty() ? PowerState.POWER_SUSPENDED : PowerState.POWER_STOPPED;
-    boolean keepNote = bootFailed.contains(bootKey);
-    if (actual == PowerState.POWER_RUNNING && !vm.getCheckpoint().isEmpty()) {
-      // Running again: the checkpoint it resumed from is history (never resume from it twice).
-      updateVm(name, v -> v.getOwnerHost().equals(local.hostId()) && v.getEpoch() == vm.getEpoch()
-          ? v.toBuilder().setCheckpoint("").build() : v);
-    }
-    if (vm.getPower() != actual) {
-      updateVm(name, v -> v.getOwnerHost().equals(local.hostId()) && v.getEpoch() == vm.getEpoch()
-          ? v.toBuilder().setPower(actual).setNote(keepNote ? v.getNote() : "").build() : v);
-    }
-  }
-
-  private void reconcileMigration(MigrationRecord m, Set<String> outgoing) {
-    if (MigrationStates.isTerminal(m.getState())) {
-      finished.remove(m.getId()); // the cache shows it over: nothing can restart it any more
-    }
-    boolean source = m.getSourceHost().equals(local.hostId());
-    if (source && (outgoing.contains(m.getId()) ? m.getState() == MigrationState.MIGRATION_RUNNING
-        && m.getCommitOpId().isEmpty() : MigrationStates.sourceMayProceed(m))) {
-      if (outgoing.contains(m.getId())) {
-        if (m.getCancelRequested()) {
-          local.cancelOutgoing(m.getId(), "cancelled by the operator");
-        }
-      } else if (!finished.contains(m.getId())) {
-        long seen = epochSeen.getOrDefault(m.getVm(), 0L);
-        if (m.getVmEpoch() < seen) {
-          // A command older than what this host has seen: refuse it, but only while the fresh
-          // record still says so (the cache may show the VM's new epoch before the commit).
-          refuseStale("migration " + m.getId(), m.getVmEpoch(), seen);
-          String reason = "refused by " + local.hostId() + ": it carries VM epoch " + m.getVmEpoch()
-              + ", older than epoch " + seen + " seen there";
-          finished.add(m.getId());
-          reportOutcome(m.getId(), refusal(m.getId(), reason));
-          return;
-        }
-        startOutgoing(m);
-      }
-    }
-    TargetMigration waiting = undecided.get(m.getId());
-    if (waiting != null) {
-      if (!m.getCommitOpId().isEmpty()) {
-        undecided.remove(m.getId());
-        LOG.info("migration {}: the commit is recorded; resuming {} here", m.getId(), m.getVm());
-        epochSeen.merge(m.getVm(), m.getVmEpoch() + 1, Math::max);
-        waiting.resumeCommitted(m.getVmEpoch() + 1);
-      } else if (m.getState() != MigrationState.MIGRATION_RUNNING || m.getPhase() == MigrationPhase.PHASE_ABORTED) {
-        // Ended by the coordinator, or refused by the source after a version-checked look: either
-        // way no commit can land any more. (A report of UNKNOWN is not enough: the records decide.)
-        undecided.remove(m.getId());
-        waiting.discard("the migration ended " + m.getState() + " without a commit");
+      if (!perform(action)) {
+        bootsFailed.add(((MemberPlanner.VmStep) action).name()); // only a boot fails
       }
     }
   }
 
+  /** Performs one action; false only for a boot that failed (the VM's other steps of the round are dropped). */
+  private boolean perform(MemberPlanner.Action action) {
+    if (action instanceof MemberPlanner.VmStep step) {
+      return performVmStep(step);
+    }
+    if (action instanceof MemberPlanner.RetryOutcome a) {
+      MigrationReport report = pendingOutcomes.get(a.migrationId());
+      if (report != null) {
+        writeOutcome(a.migrationId(), report);
+      }
+    } else if (action instanceof MemberPlanner.StopGuest a) {
+      local.destroyGuest(a.name(), a.why());
+    } else if (action instanceof MemberPlanner.StepAside a) {
+      local.destroyGuest(a.name(), "VM " + a.name() + " is owned by " + a.owner() + " at epoch " + a.epoch());
+    } else if (action instanceof MemberPlanner.IgnoreStaleVm a) {
+      refuseStale("VM " + a.name(), a.epoch(), a.seen());
+    } else if (action instanceof MemberPlanner.ResolveUndecided a) {
+      local.resolveUndecided(a.name(), a.resume(), a.why());
+    } else if (action instanceof MemberPlanner.StartOutgoing a) {
+      startOutgoing(a.migration());
+    } else if (action instanceof MemberPlanner.CancelOutgoing a) {
+      local.cancelOutgoing(a.migrationId(), a.reason());
+    } else if (action instanceof MemberPlanner.RefuseMigration a) {
+      refuseStale("migration " + a.migrationId(), a.vmEpoch(), a.seen());
+      finished.add(a.migrationId());
+      reportOutcome(a.migrationId(), refusal(a.migrationId(), "refused by " + local.hostId()
+          + ": it carries VM epoch " + a.vmEpoch() + ", older than epoch " + a.seen() + " seen there"));
+    } else if (action instanceof MemberPlanner.ResumeCommitted a) {
+      TargetMigration waiting = undecided.remove(a.migrationId());
+      if (waiting != null) {
+        LOG.info("migration {}: the commit is recorded; resuming {} here", a.migrationId(), a.vm());
+        waiting.resumeCommitted(a.epoch());
+      }
+    } else if (action instanceof MemberPlanner.DiscardUndecided a) {
+      TargetMigration waiting = undecided.remove(a.migrationId());
+      if (waiting != null) {
+        waiting.discard(a.why());
+      }
+    }
+    return true;
+  }
+
+  private boolean performVmStep(MemberPlanner.VmStep step) {
+    if (step instanceof MemberPlanner.BootGuest a) {
+      return boot(a);
+    }
+    if (step instanceof MemberPlanner.RecordResumed a) {
+      updateVm(a.name(), v -> ownedAt(v, a.epoch())
+          ? v.toBuilder().setCheckpoint("").setPower(PowerState.POWER_RUNNING).setNote("").setLastBootError("").build() : v);
+    } else if (step instanceof MemberPlanner.ClearBootError a) {
+      updateVm(a.name(), v -> ownedAt(v, a.epoch()) ? v.toBuilder().setLastBootError("").build() : v);
+    } else if (step instanceof MemberPlanner.EnsureOwned a) {
+      try {
+        local.ensureOwned(a.spec(), a.epoch());
+      } catch (RuntimeException e) {
+        LOG.warn("host {}: VM {} runs here without its lease: {}", local.hostId(), a.name(), e.getMessage());
+      }
+    } else if (step instanceof MemberPlanner.SuspendGuest a) {
+      suspend(a);
+    } else if (step instanceof MemberPlanner.RecordSuspended a) {
+      recordSuspended(a.name(), a.epoch(), a.checkpoint());
+    } else if (step instanceof MemberPlanner.ClearCheckpoint a) {
+      updateVm(a.name(), v -> ownedAt(v, a.epoch()) ? v.toBuilder().setCheckpoint("").build() : v);
+    } else if (step instanceof MemberPlanner.RecordPower a) {
+      updateVm(a.name(), v -> ownedAt(v, a.epoch())
+          ? v.toBuilder().setPower(a.power()).setNote(a.keepNote() ? v.getNote() : "").build() : v);
+    }
+    return true;
+  }
+
+  private boolean ownedAt(VmRecord v, long epoch) {
+    return v.getOwnerHost().equals(local.hostId()) && v.getEpoch() == epoch;
+  }
+
+  private boolean boot(MemberPlanner.BootGuest a) {
+    try {
+      local.bootGuest(a.spec(), a.epoch(), a.checkpoint());
+      LOG.info("host {}: {} VM {} (epoch {})", local.hostId(), a.checkpoint().isEmpty() ? "booted" : "resumed",
+          a.name(), a.epoch());
+      return true;
+    } catch (RuntimeException e) {
+      // Not retried for this epoch, checkpoint and start request: the note and last_boot_error tell
+      // the operator, who repairs and starts it again, stops it or moves it.
+      bootFailed.add(a.bootKey());
+      LOG.warn("host {}: cannot boot VM {}: {}", local.hostId(), a.name(), e.getMessage());
+      String error = "cannot boot on " + local.hostId() + ": " + e.getMessage();
+      updateVm(a.name(), v -> v.toBuilder().setNote(error).setLastBootError(error).build());
+      return false;
+    }
+  }
+
+  private void suspend(MemberPlanner.SuspendGuest a) {
+    try {
+      String checkpoint = local.suspendGuest(a.name(), a.epoch());
+      suspendedHere.put(a.name(), a.epoch());
+      recordSuspended(a.name(), a.epoch(), checkpoint);
+      LOG.info("host {}: suspended VM {} to the datastore", local.hostId(), a.name());
+    } catch (RuntimeException e) {
+      LOG.warn("host {}: cannot suspend VM {}: {}", local.hostId(), a.name(), e.getMessage());
+      updateVm(a.name(), v -> v.toBuilder().setNote("cannot suspend on " + local.hostId() + ": " + e.getMessage()).build());
+    }
+  }
   private void recordSuspended(String name, long epoch, String checkpoint) {
     if (updateVm(name, v -> v.getOwnerHost().equals(local.hostId()) && v.getEpoch() == epoch
         ? v.toBuilder().setCheckpoint(checkpoint).setPower(PowerState.POWER_SUSPENDED).setNote("").build() : v)) {
