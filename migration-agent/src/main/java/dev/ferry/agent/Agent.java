@@ -56,23 +56,35 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     /** Null while the guest boots or resumes; {@link #spec} is known from the start. */
     final Guest guest;
     final GuestSpec spec;
-    volatile String state;
+    volatile GuestLifecycle state;
     volatile CompletableFuture<byte[]> digestAtResume;
     volatile dev.ferry.proto.GuestState stateAtResume;
     /** The migration whose outcome this paused guest waits for, or null. */
     volatile String undecidedMigration;
 
-    Entry(Guest guest, String state) {
+    Entry(Guest guest, GuestLifecycle state) {
       this.guest = guest;
       this.spec = guest.spec();
       this.state = state;
     }
 
     /** A guest still booting or resuming: it has no Guest yet, but its memory is already taken. */
-    Entry(GuestSpec spec, String state) {
+    Entry(GuestSpec spec, GuestLifecycle state) {
       this.guest = null;
       this.spec = spec;
       this.state = state;
+    }
+
+    void moveTo(GuestLifecycle next) {
+      state = state.moveTo(next);
+    }
+
+    /** The state as listings show it: a paused guest names the migration it waits for. */
+    String label() {
+      GuestLifecycle now = state;
+      String migration = undecidedMigration;
+      return now == GuestLifecycle.PAUSED && migration != null
+          ? now.label() + " (migration " + migration + " outcome unknown)" : now.label();
     }
   }
 
@@ -269,7 +281,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     synchronized (this) {
       checkIncoming(migrationId, spec);
       Guest guest = Guest.incoming(spec, clock, memoryPool);
-      guests.put(spec.getName(), new Entry(guest, "incoming"));
+      guests.put(spec.getName(), new Entry(guest, GuestLifecycle.INCOMING));
       admittedIncoming.put(migrationId, spec);
       incoming.incrementAndGet();
       LOG.info("migration {}: admitted {} into {} memory", migrationId, spec.getName(),
@@ -353,7 +365,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     }
     Entry entry = guests.get(guest.name());
     if (entry != null) {
-      entry.state = "running";
+      entry.moveTo(GuestLifecycle.RUNNING);
       entry.digestAtResume = digest;
       entry.stateAtResume = resumedFrom;
     }
@@ -436,11 +448,11 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     }
     synchronized (this) {
       admit(spec);
-      guests.put(spec.getName(), new Entry(spec, "booting"));
+      guests.put(spec.getName(), new Entry(spec, GuestLifecycle.BOOTING));
     }
     try {
       Guest guest = Guest.boot(spec, clock, memoryPool);
-      Entry entry = new Entry(guest, "running");
+      Entry entry = new Entry(guest, GuestLifecycle.BOOTING.moveTo(GuestLifecycle.RUNNING));
       guests.put(spec.getName(), entry);
       LOG.info("guest {} created: {}, {} vCPUs, dirty rate {}", spec.getName(), Sizes.formatBytes(spec.getMemoryBytes()),
           spec.getVcpus(), Sizes.formatRate(spec.getWorkload().getDirtyRateBytesPerS()));
@@ -461,8 +473,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   private AgentReply destroy(String name) {
     Entry entry = require(name);
-    if (!entry.state.equals("running") && !entry.state.startsWith("paused")) {
-      throw new IllegalStateException("guest " + name + " is " + entry.state + "; cancel its migration first");
+    if (entry.state != GuestLifecycle.RUNNING && entry.state != GuestLifecycle.PAUSED) {
+      throw new IllegalStateException("guest " + name + " is " + entry.label() + "; cancel its migration first");
     }
     guests.remove(name);
     entry.guest.destroy();
@@ -506,8 +518,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     Outgoing handle;
     synchronized (this) {
       entry = require(name);
-      if (!entry.state.equals("running")) {
-        throw new IllegalStateException("guest " + name + " is " + entry.state + ", not running");
+      if (entry.state != GuestLifecycle.RUNNING) {
+        throw new IllegalStateException("guest " + name + " is " + entry.label() + ", not running");
       }
       if (outgoing.size() >= config.migrationsOutMax()) {
         throw new IllegalStateException("host " + hostId() + " already sends " + outgoing.size()
@@ -516,7 +528,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       if (outgoing.containsKey(id)) {
         throw new IllegalStateException("a migration named " + id + " already runs");
       }
-      entry.state = "migrating-out";
+      entry.moveTo(GuestLifecycle.MIGRATING_OUT);
       Thread thread = new Thread(() -> runMigration(id, entry, target, targetHost, settings, secret, authority,
           acceptedNanos,
           progress, done),
@@ -580,9 +592,9 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       }
       case PHASE_UNKNOWN -> {
         entry.undecidedMigration = report.getMigrationId();
-        entry.state = "paused (migration " + report.getMigrationId() + " outcome unknown)";
+        entry.moveTo(GuestLifecycle.PAUSED);
       }
-      default -> entry.state = "running";
+      default -> entry.moveTo(GuestLifecycle.RUNNING);
     }
   }
 
@@ -599,7 +611,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   }
 
   private GuestStatus statusOf(Entry entry) {
-    GuestStatus.Builder status = GuestStatus.newBuilder().setSpec(entry.guest.spec()).setState(entry.state)
+    GuestStatus.Builder status = GuestStatus.newBuilder().setSpec(entry.guest.spec()).setState(entry.label())
         .setFirstStepNanosAfterResume(entry.guest.firstStepNanosAfterResume())
         .setSteps(entry.guest.steps());
     if (entry.stateAtResume != null) {
@@ -635,7 +647,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   @Override
   public Map<String, String> guestStates() {
     Map<String, String> states = new java.util.TreeMap<>();
-    guests.forEach((name, entry) -> states.put(name, entry.state));
+    guests.forEach((name, entry) -> states.put(name, entry.label()));
     return states;
   }
 
@@ -663,11 +675,11 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     }
     synchronized (this) {
       admit(spec);
-      guests.put(spec.getName(), new Entry(spec, "resuming"));
+      guests.put(spec.getName(), new Entry(spec, GuestLifecycle.RESUMING));
     }
     try {
       VmStorage.Restored restored = storage.restore(spec, epoch, clock, memoryPool);
-      Entry entry = new Entry(restored.guest(), "running");
+      Entry entry = new Entry(restored.guest(), GuestLifecycle.RESUMING.moveTo(GuestLifecycle.RUNNING));
       entry.stateAtResume = restored.state().getVcpuState();
       entry.digestAtResume = CompletableFuture.completedFuture(restored.digest());
       guests.put(spec.getName(), entry);
@@ -683,17 +695,17 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   @Override
   public String suspendGuest(String name, long epoch) {
     Entry entry = guests.get(name);
-    if (entry == null || entry.guest == null || !entry.state.equals("running") || storage == null) {
+    if (entry == null || entry.guest == null || entry.state != GuestLifecycle.RUNNING || storage == null) {
       throw new IllegalStateException("host " + hostId() + " runs no guest " + name + " that can be suspended");
     }
-    entry.state = "suspending";
+    entry.moveTo(GuestLifecycle.SUSPENDING);
     stopKv(name); // no write after the checkpoint: memory and disk stay consistent
     entry.guest.pause();
     try {
       storage.suspend(entry.guest, epoch);
     } catch (RuntimeException e) {
       entry.guest.resume();
-      entry.state = "running";
+      entry.moveTo(GuestLifecycle.RUNNING);
       startKv(entry.guest.spec());
       throw e;
     }
@@ -713,7 +725,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   @Override
   public void destroyGuest(String name, String why) {
     Entry entry = guests.get(name);
-    if (entry == null || entry.guest == null || entry.state.equals("migrating-out") || entry.state.equals("incoming")) {
+    if (entry == null || entry.guest == null || entry.state.inMigration()) {
       return;
     }
     stopKv(name);
@@ -740,7 +752,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     String migrationId = entry.undecidedMigration;
     entry.undecidedMigration = null;
     if (resume) {
-      entry.state = "running";
+      entry.moveTo(GuestLifecycle.RUNNING);
       entry.guest.resume();
       LOG.warn("migration {}: {}: resuming {} here", migrationId, why, name);
     } else {
