@@ -35,7 +35,6 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -88,38 +87,16 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     }
   }
 
-  /** One outgoing migration: registered before its engine exists, so a cancel can never miss it. */
-  private static final class Outgoing {
-    final Thread thread;
-    volatile SourceMigration engine;
-    volatile String cancelReason;
-
-    Outgoing(Thread thread) {
-      this.thread = thread;
-    }
-
-    boolean cancel(String reason) {
-      cancelReason = reason;
-      SourceMigration e = engine;
-      return e == null || e.cancel(reason);
-    }
-  }
-
   private final AgentConfig config;
   private final Clock clock;
   /** Test fault injection from -Dferry.failpoint (nothing set in production). */
   private final MigrationFailpoints failpoints = MigrationFailpoints.fromSystemProperty();
   private final Map<String, Entry> guests = new ConcurrentHashMap<>();
-  private final Map<String, Outgoing> outgoing = new ConcurrentHashMap<>();
-  private final AtomicInteger incoming = new AtomicInteger();
+  private final OutgoingMigrations outgoing;
+  private final IncomingMigrations incoming;
   private NettyTransport transport;
   private MemoryPool memoryPool = MemoryPool.NONE;
   private ClusterMember member;
-  /**
-   * Incoming migrations admitted here (after their source's proof), by id, with the spec they were
-   * admitted for: one connection per id; its lease is taken for this spec.
-   */
-  private final Map<String, GuestSpec> admittedIncoming = new ConcurrentHashMap<>();
   /** Frees guests off the caller's thread (stopping their vCPU threads waits). */
   private final java.util.concurrent.ExecutorService reaper = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
     Thread t = new Thread(r, "guest-reaper");
@@ -147,6 +124,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   public Agent(AgentConfig config, Clock clock) {
     this.config = config;
     this.clock = clock;
+    this.outgoing = new OutgoingMigrations(config.hostId(), config.migrationsOutMax());
+    this.incoming = new IncomingMigrations(config.hostId(), config.migrationsInMax());
   }
 
   /**
@@ -265,13 +244,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   /** Whether an incoming guest would be admitted now (without reserving anything). */
   private void checkIncoming(String migrationId, GuestSpec spec) {
-    if (admittedIncoming.containsKey(migrationId)) {
-      throw new TargetMigration.Refused("migration " + migrationId + " already has its connection to " + hostId());
-    }
-    if (incoming.get() >= config.migrationsInMax()) {
-      throw new TargetMigration.Refused("host " + hostId() + " already receives " + incoming.get()
-          + " migrations (limit " + config.migrationsInMax() + ")");
-    }
+    incoming.checkRoom(migrationId);
     admit(spec);
   }
 
@@ -282,8 +255,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       checkIncoming(migrationId, spec);
       Guest guest = Guest.incoming(spec, clock, memoryPool);
       guests.put(spec.getName(), new Entry(guest, GuestLifecycle.INCOMING));
-      admittedIncoming.put(migrationId, spec);
-      incoming.incrementAndGet();
+      incoming.add(new IncomingMigrations.Incoming(migrationId, spec, guest));
       LOG.info("migration {}: admitted {} into {} memory", migrationId, spec.getName(),
           guest.memory().isFresh() ? "fresh" : "pooled");
       guest.prefaultInBackground();
@@ -307,7 +279,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public void committedHere(String migrationId, long epoch) {
-    GuestSpec spec = admittedIncoming.get(migrationId); // the record's spec: vm.conf never holds a peer's
+    IncomingMigrations.Incoming admitted = incoming.get(migrationId);
+    GuestSpec spec = admitted == null ? null : admitted.spec(); // the record's: vm.conf never holds a peer's
     if (spec != null && storage != null && member != null) { // standalone agents hold no leases
       try {
         // Taken with the guest already running here (nothing writes its disk before this
@@ -343,9 +316,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   @Override
   public void incomingFailed(String migrationId, Guest guest, String reason) {
     // No monitor here: this may run on an event loop while another admission allocates under it.
-    if (admittedIncoming.remove(migrationId) != null) {
-      incoming.decrementAndGet();
-    }
+    incoming.remove(migrationId);
     Entry entry = guests.get(guest.name());
     if (entry != null && entry.guest == guest) {
       guests.remove(guest.name(), entry);
@@ -360,9 +331,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   @Override
   public void incomingCommitted(String migrationId, Guest guest, dev.ferry.proto.GuestState resumedFrom,
       CompletableFuture<byte[]> digest) {
-    if (admittedIncoming.remove(migrationId) != null) {
-      incoming.decrementAndGet();
-    }
+    incoming.remove(migrationId);
     Entry entry = guests.get(guest.name());
     if (entry != null) {
       entry.moveTo(GuestLifecycle.RUNNING);
@@ -482,7 +451,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   }
 
   private AgentReply cancel(String migrationId) {
-    Outgoing migration = outgoing.get(migrationId);
+    OutgoingMigrations.Outgoing migration = outgoing.get(migrationId);
     if (migration == null) {
       throw new IllegalStateException("host " + hostId() + " runs no outgoing migration " + migrationId);
     }
@@ -515,27 +484,16 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       SourceMigration.Listener progress,
       Consumer<MigrationReport> done) {
     Entry entry;
-    Outgoing handle;
+    OutgoingMigrations.Outgoing handle;
     synchronized (this) {
       entry = require(name);
       if (entry.state != GuestLifecycle.RUNNING) {
         throw new IllegalStateException("guest " + name + " is " + entry.label() + ", not running");
       }
-      if (outgoing.size() >= config.migrationsOutMax()) {
-        throw new IllegalStateException("host " + hostId() + " already sends " + outgoing.size()
-            + " migrations (limit " + config.migrationsOutMax() + ")");
-      }
-      if (outgoing.containsKey(id)) {
-        throw new IllegalStateException("a migration named " + id + " already runs");
-      }
+      outgoing.checkRoom(id);
       entry.moveTo(GuestLifecycle.MIGRATING_OUT);
-      Thread thread = new Thread(() -> runMigration(id, entry, target, targetHost, settings, secret, authority,
-          acceptedNanos,
-          progress, done),
-          "migrate-" + id);
-      thread.setDaemon(true);
-      handle = new Outgoing(thread);
-      outgoing.put(id, handle);
+      handle = outgoing.add(id, () -> runMigration(id, entry, target, targetHost, settings, secret, authority,
+          acceptedNanos, progress, done));
     }
     handle.thread.start();
   }
@@ -545,17 +503,14 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       SourceMigration.Listener progress,
       Consumer<MigrationReport> done) {
     MigrationReport report;
-    Outgoing handle = outgoing.get(id);
+    OutgoingMigrations.Outgoing handle = outgoing.get(id);
     try {
       NettyMigrationLink link = NettyMigrationLink.connect(transport, target, entry.guest.memory(),
           settings.bandwidthBytesPerSecond(), CONNECT_TIMEOUT_MILLIS, config.tls(), targetHost);
       SourceMigration migration = new SourceMigration(id, hostId(), entry.guest, link, settings, clock, progress,
           failpoints, secret, authority).acceptedAt(acceptedNanos)
           .measuringCpu(dev.ferry.engine.clock.CpuTime.PROCESS);
-      handle.engine = migration;
-      if (handle.cancelReason != null) {
-        migration.cancel(handle.cancelReason);
-      }
+      handle.started(migration);
       LOG.info("migration {}: sending {} to {}", id, entry.guest.name(), Addresses.format(target));
       report = migration.run();
     } catch (LinkException e) {
@@ -785,7 +740,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public void cancelOutgoing(String migrationId, String reason) {
-    Outgoing m = outgoing.get(migrationId);
+    OutgoingMigrations.Outgoing m = outgoing.get(migrationId);
     if (m != null) {
       m.cancel(reason);
     }
@@ -793,7 +748,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public java.util.Set<String> outgoingMigrations() {
-    return java.util.Set.copyOf(outgoing.keySet());
+    return outgoing.ids();
   }
 
   // --- Shutdown ------------------------------------------------------------------------------
@@ -819,16 +774,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     if (server != null) {
       server.close();
     }
-    outgoing.values().forEach(m -> m.cancel("agent " + hostId() + " is shutting down"));
-    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(SHUTDOWN_WAIT_MILLIS);
-    for (Outgoing m : new java.util.ArrayList<>(outgoing.values())) {
-      try {
-        m.thread.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())));
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        break;
-      }
-    }
+    outgoing.cancelAllAndWait("agent " + hostId() + " is shutting down", SHUTDOWN_WAIT_MILLIS);
     for (Entry entry : guests.values()) {
       if (entry.guest != null) {
         entry.guest.destroy();
