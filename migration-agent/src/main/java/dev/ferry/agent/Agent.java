@@ -21,9 +21,7 @@ import dev.ferry.engine.wire.Lz4;
 import dev.ferry.proto.AgentReply;
 import dev.ferry.proto.AgentRequest;
 import dev.ferry.proto.Error;
-import dev.ferry.proto.GuestList;
 import dev.ferry.proto.GuestSpec;
-import dev.ferry.proto.GuestStatus;
 import dev.ferry.proto.MigrateGuest;
 import dev.ferry.proto.MigrationPhase;
 import dev.ferry.proto.MigrationReport;
@@ -50,48 +48,11 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   private static final long CONNECT_TIMEOUT_MILLIS = 5_000;
   private static final long SHUTDOWN_WAIT_MILLIS = 10_000;
 
-  /** What this host knows about one guest. */
-  private static final class Entry {
-    /** Null while the guest boots or resumes; {@link #spec} is known from the start. */
-    final Guest guest;
-    final GuestSpec spec;
-    volatile GuestLifecycle state;
-    volatile CompletableFuture<byte[]> digestAtResume;
-    volatile dev.ferry.proto.GuestState stateAtResume;
-    /** The migration whose outcome this paused guest waits for, or null. */
-    volatile String undecidedMigration;
-
-    Entry(Guest guest, GuestLifecycle state) {
-      this.guest = guest;
-      this.spec = guest.spec();
-      this.state = state;
-    }
-
-    /** A guest still booting or resuming: it has no Guest yet, but its memory is already taken. */
-    Entry(GuestSpec spec, GuestLifecycle state) {
-      this.guest = null;
-      this.spec = spec;
-      this.state = state;
-    }
-
-    void moveTo(GuestLifecycle next) {
-      state = state.moveTo(next);
-    }
-
-    /** The state as listings show it: a paused guest names the migration it waits for. */
-    String label() {
-      GuestLifecycle now = state;
-      String migration = undecidedMigration;
-      return now == GuestLifecycle.PAUSED && migration != null
-          ? now.label() + " (migration " + migration + " outcome unknown)" : now.label();
-    }
-  }
-
   private final AgentConfig config;
   private final Clock clock;
   /** Test fault injection from -Dferry.failpoint (nothing set in production). */
   private final MigrationFailpoints failpoints = MigrationFailpoints.fromSystemProperty();
-  private final Map<String, Entry> guests = new ConcurrentHashMap<>();
+  private final Guests guests;
   private final OutgoingMigrations outgoing;
   private final IncomingMigrations incoming;
   private NettyTransport transport;
@@ -116,7 +77,6 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   });
   private AgentServer server;
   private InetSocketAddress boundAddress;
-  private volatile boolean closing;
   /** Where the guests ran (integration tests only: -Dferry.runlog=FILE), or null. */
   private RunLog runLog;
   private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
@@ -124,6 +84,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   public Agent(AgentConfig config, Clock clock) {
     this.config = config;
     this.clock = clock;
+    this.guests = new Guests(config.hostId(), config.memoryCapacityBytes());
     this.outgoing = new OutgoingMigrations(config.hostId(), config.migrationsOutMax());
     this.incoming = new IncomingMigrations(config.hostId(), config.migrationsInMax());
   }
@@ -208,22 +169,6 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   // --- Admission -------------------------------------------------------------------------------
 
-  private synchronized void admit(GuestSpec spec) {
-    if (closing) {
-      throw new TargetMigration.Refused("host " + hostId() + " is shutting down");
-    }
-    Guest.validate(spec);
-    if (guests.containsKey(spec.getName())) {
-      throw new TargetMigration.Refused("host " + hostId() + " already has a guest named " + spec.getName());
-    }
-    long used = guestMemoryBytes();
-    long free = config.memoryCapacityBytes() - used;
-    if (spec.getMemoryBytes() > free) {
-      throw new TargetMigration.Refused("host " + hostId() + " has " + Sizes.formatBytes(free) + " free, "
-          + spec.getName() + " needs " + Sizes.formatBytes(spec.getMemoryBytes()));
-    }
-  }
-
   /**
    * Reads only (runs off the event loop: in a cluster it asks ZooKeeper): whether a migration with
    * this id may come here now and for which guest. In a cluster the guest is the VM record's, never
@@ -236,7 +181,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     }
     TargetMigration.Expected expected = member == null ? new TargetMigration.Expected(announced, null)
         : member.expectIncoming(migrationId, announced);
-    synchronized (this) {
+    synchronized (guests) {
       checkIncoming(migrationId, expected.spec());
     }
     return expected;
@@ -245,16 +190,16 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   /** Whether an incoming guest would be admitted now (without reserving anything). */
   private void checkIncoming(String migrationId, GuestSpec spec) {
     incoming.checkRoom(migrationId);
-    admit(spec);
+    guests.admit(spec);
   }
 
   /** After the source's proof: reserves the name, allocates the memory (off the event loop). */
   @Override
   public Guest admitIncoming(String migrationId, GuestSpec spec) {
-    synchronized (this) {
+    synchronized (guests) {
       checkIncoming(migrationId, spec);
       Guest guest = Guest.incoming(spec, clock, memoryPool);
-      guests.put(spec.getName(), new Entry(guest, GuestLifecycle.INCOMING));
+      guests.put(new Guests.Entry(guest, GuestLifecycle.INCOMING));
       incoming.add(new IncomingMigrations.Incoming(migrationId, spec, guest));
       LOG.info("migration {}: admitted {} into {} memory", migrationId, spec.getName(),
           guest.memory().isFresh() ? "fresh" : "pooled");
@@ -317,9 +262,9 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   public void incomingFailed(String migrationId, Guest guest, String reason) {
     // No monitor here: this may run on an event loop while another admission allocates under it.
     incoming.remove(migrationId);
-    Entry entry = guests.get(guest.name());
+    Guests.Entry entry = guests.get(guest.name());
     if (entry != null && entry.guest == guest) {
-      guests.remove(guest.name(), entry);
+      guests.remove(entry);
     }
     try {
       reaper.execute(guest::destroy); // may run on an event loop: stopping vCPU threads waits
@@ -332,7 +277,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   public void incomingCommitted(String migrationId, Guest guest, dev.ferry.proto.GuestState resumedFrom,
       CompletableFuture<byte[]> digest) {
     incoming.remove(migrationId);
-    Entry entry = guests.get(guest.name());
+    Guests.Entry entry = guests.get(guest.name());
     if (entry != null) {
       entry.moveTo(GuestLifecycle.RUNNING);
       entry.digestAtResume = digest;
@@ -343,13 +288,13 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   /** Starts the guest's key-value service here, if it has that profile (after it runs here). */
   private void startKv(GuestSpec spec) {
-    if (spec.getKvPort() == 0 || storage == null || closing || !kvStarting.add(spec.getName())) {
+    if (spec.getKvPort() == 0 || storage == null || guests.closing() || !kvStarting.add(spec.getName())) {
       return;
     }
     kvStarter.execute(() -> {
       try {
         dev.ferry.storage.LeasedWriter writer = storage.writer(spec.getName());
-        if (writer == null || !guests.containsKey(spec.getName())) {
+        if (writer == null || !guests.contains(spec.getName())) {
           LOG.warn("VM {}: no key-value service: the VM does not run here with its lease", spec.getName());
           return;
         }
@@ -395,7 +340,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       switch (request.getBodyCase()) {
         case CREATE_GUEST -> replies.send(status(create(request.getCreateGuest().getSpec())));
         case LIST -> replies.send(list());
-        case QUERY -> replies.send(status(require(request.getQuery().getGuest())));
+        case QUERY -> replies.send(status(guests.require(request.getQuery().getGuest())));
         case DESTROY -> replies.send(destroy(request.getDestroy().getGuest()));
         case CANCEL -> replies.send(cancel(request.getCancel().getMigrationId()));
         case MIGRATE -> {
@@ -410,38 +355,19 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     replies.end();
   }
 
-  private Entry create(GuestSpec spec) {
+  private Guests.Entry create(GuestSpec spec) {
     if (spec.getKvPort() != 0 && storage == null) {
       throw new IllegalArgumentException("kv_port: the key-value profile keeps its data on the datastore under a"
           + " lease; run the agent in a cluster (--zk)");
     }
-    synchronized (this) {
-      admit(spec);
-      guests.put(spec.getName(), new Entry(spec, GuestLifecycle.BOOTING));
-    }
-    try {
-      Guest guest = Guest.boot(spec, clock, memoryPool);
-      Entry entry = new Entry(guest, GuestLifecycle.BOOTING.moveTo(GuestLifecycle.RUNNING));
-      guests.put(spec.getName(), entry);
-      LOG.info("guest {} created: {}, {} vCPUs, dirty rate {}", spec.getName(), Sizes.formatBytes(spec.getMemoryBytes()),
-          spec.getVcpus(), Sizes.formatRate(spec.getWorkload().getDirtyRateBytesPerS()));
-      return entry;
-    } catch (RuntimeException e) {
-      guests.remove(spec.getName());
-      throw e;
-    }
-  }
-
-  private Entry require(String name) {
-    Entry entry = guests.get(name);
-    if (entry == null || entry.guest == null) {
-      throw new IllegalStateException("host " + hostId() + " has no guest named " + name);
-    }
+    Guests.Entry entry = guests.boot(spec, clock, memoryPool);
+    LOG.info("guest {} created: {}, {} vCPUs, dirty rate {}", spec.getName(), Sizes.formatBytes(spec.getMemoryBytes()),
+        spec.getVcpus(), Sizes.formatRate(spec.getWorkload().getDirtyRateBytesPerS()));
     return entry;
   }
 
   private AgentReply destroy(String name) {
-    Entry entry = require(name);
+    Guests.Entry entry = guests.require(name);
     if (entry.state != GuestLifecycle.RUNNING && entry.state != GuestLifecycle.PAUSED) {
       throw new IllegalStateException("guest " + name + " is " + entry.label() + "; cancel its migration first");
     }
@@ -483,10 +409,10 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       MigrationSettings settings, byte[] secret, CutoverAuthority authority, long acceptedNanos,
       SourceMigration.Listener progress,
       Consumer<MigrationReport> done) {
-    Entry entry;
+    Guests.Entry entry;
     OutgoingMigrations.Outgoing handle;
-    synchronized (this) {
-      entry = require(name);
+    synchronized (guests) {
+      entry = guests.require(name);
       if (entry.state != GuestLifecycle.RUNNING) {
         throw new IllegalStateException("guest " + name + " is " + entry.label() + ", not running");
       }
@@ -498,7 +424,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     handle.thread.start();
   }
 
-  private void runMigration(String id, Entry entry, InetSocketAddress target, String targetHost,
+  private void runMigration(String id, Guests.Entry entry, InetSocketAddress target, String targetHost,
       MigrationSettings settings, byte[] secret, CutoverAuthority authority, long acceptedNanos,
       SourceMigration.Listener progress,
       Consumer<MigrationReport> done) {
@@ -533,7 +459,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   }
 
   /** After an outgoing migration: free the guest if it left, keep it otherwise. */
-  private void settle(Entry entry, MigrationReport report) {
+  private void settle(Guests.Entry entry, MigrationReport report) {
     switch (report.getPhase()) {
       case PHASE_COMPLETED -> {
         stopKv(entry.guest.name());
@@ -554,29 +480,11 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   }
 
   private AgentReply list() {
-    GuestList.Builder list = GuestList.newBuilder();
-    guests.values().stream().filter(e -> e.guest != null)
-        .sorted(java.util.Comparator.comparing(e -> e.guest.name()))
-        .forEach(e -> list.addGuests(statusOf(e)));
-    return AgentReply.newBuilder().setGuests(list).build();
+    return AgentReply.newBuilder().setGuests(guests.list()).build();
   }
 
-  private AgentReply status(Entry entry) {
-    return AgentReply.newBuilder().setGuest(statusOf(entry)).build();
-  }
-
-  private GuestStatus statusOf(Entry entry) {
-    GuestStatus.Builder status = GuestStatus.newBuilder().setSpec(entry.guest.spec()).setState(entry.label())
-        .setFirstStepNanosAfterResume(entry.guest.firstStepNanosAfterResume())
-        .setSteps(entry.guest.steps());
-    if (entry.stateAtResume != null) {
-      status.setVcpuStateAtResume(entry.stateAtResume);
-    }
-    CompletableFuture<byte[]> digest = entry.digestAtResume;
-    if (digest != null && digest.isDone() && !digest.isCompletedExceptionally()) {
-      status.setDigestAtResume(com.google.protobuf.ByteString.copyFrom(digest.join()));
-    }
-    return status.build();
+  private static AgentReply status(Guests.Entry entry) {
+    return AgentReply.newBuilder().setGuest(Guests.statusOf(entry)).build();
   }
 
   private static AgentReply ok(String message) {
@@ -601,14 +509,12 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public Map<String, String> guestStates() {
-    Map<String, String> states = new java.util.TreeMap<>();
-    guests.forEach((name, entry) -> states.put(name, entry.label()));
-    return states;
+    return guests.states();
   }
 
   @Override
   public long guestMemoryBytes() {
-    return guests.values().stream().mapToLong(e -> e.spec.getMemoryBytes()).sum();
+    return guests.memoryBytes();
   }
 
   @Override
@@ -628,16 +534,13 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       startKv(spec);
       return;
     }
-    synchronized (this) {
-      admit(spec);
-      guests.put(spec.getName(), new Entry(spec, GuestLifecycle.RESUMING));
-    }
+    Guests.Entry resuming = guests.reserve(spec, GuestLifecycle.RESUMING);
     try {
       VmStorage.Restored restored = storage.restore(spec, epoch, clock, memoryPool);
-      Entry entry = new Entry(restored.guest(), GuestLifecycle.RESUMING.moveTo(GuestLifecycle.RUNNING));
+      Guests.Entry entry = new Guests.Entry(restored.guest(), resuming.state.moveTo(GuestLifecycle.RUNNING));
       entry.stateAtResume = restored.state().getVcpuState();
       entry.digestAtResume = CompletableFuture.completedFuture(restored.digest());
-      guests.put(spec.getName(), entry);
+      guests.put(entry);
       restored.guest().resume();
       startKv(spec);
     } catch (RuntimeException e) {
@@ -649,7 +552,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public String suspendGuest(String name, long epoch) {
-    Entry entry = guests.get(name);
+    Guests.Entry entry = guests.get(name);
     if (entry == null || entry.guest == null || entry.state != GuestLifecycle.RUNNING || storage == null) {
       throw new IllegalStateException("host " + hostId() + " runs no guest " + name + " that can be suspended");
     }
@@ -679,7 +582,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public void destroyGuest(String name, String why) {
-    Entry entry = guests.get(name);
+    Guests.Entry entry = guests.get(name);
     if (entry == null || entry.guest == null || entry.state.inMigration()) {
       return;
     }
@@ -694,13 +597,13 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public String undecidedMigration(String name) {
-    Entry entry = guests.get(name);
+    Guests.Entry entry = guests.get(name);
     return entry == null ? null : entry.undecidedMigration;
   }
 
   @Override
   public void resolveUndecided(String name, boolean resume, String why) {
-    Entry entry = guests.get(name);
+    Guests.Entry entry = guests.get(name);
     if (entry == null || entry.undecidedMigration == null) {
       return;
     }
@@ -759,7 +662,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     if (!closed.compareAndSet(false, true)) {
       return;
     }
-    closing = true;
+    guests.shutDown();
     LOG.info("agent {} shutting down", hostId());
     if (member != null) {
       member.close(); // leave the cluster first: the coordinator sees the host go
@@ -775,12 +678,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       server.close();
     }
     outgoing.cancelAllAndWait("agent " + hostId() + " is shutting down", SHUTDOWN_WAIT_MILLIS);
-    for (Entry entry : guests.values()) {
-      if (entry.guest != null) {
-        entry.guest.destroy();
-      }
-    }
-    guests.clear();
+    guests.destroyAll();
     if (runLog != null) {
       Guest.observeRuns(null);
       runLog.close();
