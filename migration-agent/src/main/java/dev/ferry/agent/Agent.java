@@ -21,9 +21,7 @@ import dev.ferry.engine.wire.Lz4;
 import dev.ferry.proto.AgentReply;
 import dev.ferry.proto.AgentRequest;
 import dev.ferry.proto.Error;
-import dev.ferry.proto.GuestList;
 import dev.ferry.proto.GuestSpec;
-import dev.ferry.proto.GuestStatus;
 import dev.ferry.proto.MigrateGuest;
 import dev.ferry.proto.MigrationPhase;
 import dev.ferry.proto.MigrationReport;
@@ -35,7 +33,6 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -51,63 +48,16 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   private static final long CONNECT_TIMEOUT_MILLIS = 5_000;
   private static final long SHUTDOWN_WAIT_MILLIS = 10_000;
 
-  /** What this host knows about one guest. */
-  private static final class Entry {
-    /** Null while the guest boots or resumes; {@link #spec} is known from the start. */
-    final Guest guest;
-    final GuestSpec spec;
-    volatile String state;
-    volatile CompletableFuture<byte[]> digestAtResume;
-    volatile dev.ferry.proto.GuestState stateAtResume;
-    /** The migration whose outcome this paused guest waits for, or null. */
-    volatile String undecidedMigration;
-
-    Entry(Guest guest, String state) {
-      this.guest = guest;
-      this.spec = guest.spec();
-      this.state = state;
-    }
-
-    /** A guest still booting or resuming: it has no Guest yet, but its memory is already taken. */
-    Entry(GuestSpec spec, String state) {
-      this.guest = null;
-      this.spec = spec;
-      this.state = state;
-    }
-  }
-
-  /** One outgoing migration: registered before its engine exists, so a cancel can never miss it. */
-  private static final class Outgoing {
-    final Thread thread;
-    volatile SourceMigration engine;
-    volatile String cancelReason;
-
-    Outgoing(Thread thread) {
-      this.thread = thread;
-    }
-
-    boolean cancel(String reason) {
-      cancelReason = reason;
-      SourceMigration e = engine;
-      return e == null || e.cancel(reason);
-    }
-  }
-
   private final AgentConfig config;
   private final Clock clock;
   /** Test fault injection from -Dferry.failpoint (nothing set in production). */
   private final MigrationFailpoints failpoints = MigrationFailpoints.fromSystemProperty();
-  private final Map<String, Entry> guests = new ConcurrentHashMap<>();
-  private final Map<String, Outgoing> outgoing = new ConcurrentHashMap<>();
-  private final AtomicInteger incoming = new AtomicInteger();
+  private final Guests guests;
+  private final OutgoingMigrations outgoing;
+  private final IncomingMigrations incoming;
   private NettyTransport transport;
   private MemoryPool memoryPool = MemoryPool.NONE;
   private ClusterMember member;
-  /**
-   * Incoming migrations admitted here (after their source's proof), by id, with the spec they were
-   * admitted for: one connection per id; its lease is taken for this spec.
-   */
-  private final Map<String, GuestSpec> admittedIncoming = new ConcurrentHashMap<>();
   /** Frees guests off the caller's thread (stopping their vCPU threads waits). */
   private final java.util.concurrent.ExecutorService reaper = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
     Thread t = new Thread(r, "guest-reaper");
@@ -127,7 +77,6 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   });
   private AgentServer server;
   private InetSocketAddress boundAddress;
-  private volatile boolean closing;
   /** Where the guests ran (integration tests only: -Dferry.runlog=FILE), or null. */
   private RunLog runLog;
   private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
@@ -135,6 +84,9 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   public Agent(AgentConfig config, Clock clock) {
     this.config = config;
     this.clock = clock;
+    this.guests = new Guests(config.hostId(), config.memoryCapacityBytes());
+    this.outgoing = new OutgoingMigrations(config.hostId(), config.migrationsOutMax());
+    this.incoming = new IncomingMigrations(config.hostId(), config.migrationsInMax());
   }
 
   /**
@@ -217,22 +169,6 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   // --- Admission -------------------------------------------------------------------------------
 
-  private synchronized void admit(GuestSpec spec) {
-    if (closing) {
-      throw new TargetMigration.Refused("host " + hostId() + " is shutting down");
-    }
-    Guest.validate(spec);
-    if (guests.containsKey(spec.getName())) {
-      throw new TargetMigration.Refused("host " + hostId() + " already has a guest named " + spec.getName());
-    }
-    long used = guestMemoryBytes();
-    long free = config.memoryCapacityBytes() - used;
-    if (spec.getMemoryBytes() > free) {
-      throw new TargetMigration.Refused("host " + hostId() + " has " + Sizes.formatBytes(free) + " free, "
-          + spec.getName() + " needs " + Sizes.formatBytes(spec.getMemoryBytes()));
-    }
-  }
-
   /**
    * Reads only (runs off the event loop: in a cluster it asks ZooKeeper): whether a migration with
    * this id may come here now and for which guest. In a cluster the guest is the VM record's, never
@@ -245,7 +181,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     }
     TargetMigration.Expected expected = member == null ? new TargetMigration.Expected(announced, null)
         : member.expectIncoming(migrationId, announced);
-    synchronized (this) {
+    synchronized (guests) {
       checkIncoming(migrationId, expected.spec());
     }
     return expected;
@@ -253,25 +189,18 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   /** Whether an incoming guest would be admitted now (without reserving anything). */
   private void checkIncoming(String migrationId, GuestSpec spec) {
-    if (admittedIncoming.containsKey(migrationId)) {
-      throw new TargetMigration.Refused("migration " + migrationId + " already has its connection to " + hostId());
-    }
-    if (incoming.get() >= config.migrationsInMax()) {
-      throw new TargetMigration.Refused("host " + hostId() + " already receives " + incoming.get()
-          + " migrations (limit " + config.migrationsInMax() + ")");
-    }
-    admit(spec);
+    incoming.checkRoom(migrationId);
+    guests.admit(spec);
   }
 
   /** After the source's proof: reserves the name, allocates the memory (off the event loop). */
   @Override
   public Guest admitIncoming(String migrationId, GuestSpec spec) {
-    synchronized (this) {
+    synchronized (guests) {
       checkIncoming(migrationId, spec);
       Guest guest = Guest.incoming(spec, clock, memoryPool);
-      guests.put(spec.getName(), new Entry(guest, "incoming"));
-      admittedIncoming.put(migrationId, spec);
-      incoming.incrementAndGet();
+      guests.put(new Guests.Entry(guest, GuestLifecycle.INCOMING));
+      incoming.add(new IncomingMigrations.Incoming(migrationId, spec, guest));
       LOG.info("migration {}: admitted {} into {} memory", migrationId, spec.getName(),
           guest.memory().isFresh() ? "fresh" : "pooled");
       guest.prefaultInBackground();
@@ -295,7 +224,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public void committedHere(String migrationId, long epoch) {
-    GuestSpec spec = admittedIncoming.get(migrationId); // the record's spec: vm.conf never holds a peer's
+    IncomingMigrations.Incoming admitted = incoming.get(migrationId);
+    GuestSpec spec = admitted == null ? null : admitted.spec(); // the record's: vm.conf never holds a peer's
     if (spec != null && storage != null && member != null) { // standalone agents hold no leases
       try {
         // Taken with the guest already running here (nothing writes its disk before this
@@ -331,12 +261,10 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   @Override
   public void incomingFailed(String migrationId, Guest guest, String reason) {
     // No monitor here: this may run on an event loop while another admission allocates under it.
-    if (admittedIncoming.remove(migrationId) != null) {
-      incoming.decrementAndGet();
-    }
-    Entry entry = guests.get(guest.name());
+    incoming.remove(migrationId);
+    Guests.Entry entry = guests.get(guest.name());
     if (entry != null && entry.guest == guest) {
-      guests.remove(guest.name(), entry);
+      guests.remove(entry);
     }
     try {
       reaper.execute(guest::destroy); // may run on an event loop: stopping vCPU threads waits
@@ -348,12 +276,10 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   @Override
   public void incomingCommitted(String migrationId, Guest guest, dev.ferry.proto.GuestState resumedFrom,
       CompletableFuture<byte[]> digest) {
-    if (admittedIncoming.remove(migrationId) != null) {
-      incoming.decrementAndGet();
-    }
-    Entry entry = guests.get(guest.name());
+    incoming.remove(migrationId);
+    Guests.Entry entry = guests.get(guest.name());
     if (entry != null) {
-      entry.state = "running";
+      entry.moveTo(GuestLifecycle.RUNNING);
       entry.digestAtResume = digest;
       entry.stateAtResume = resumedFrom;
     }
@@ -362,13 +288,13 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   /** Starts the guest's key-value service here, if it has that profile (after it runs here). */
   private void startKv(GuestSpec spec) {
-    if (spec.getKvPort() == 0 || storage == null || closing || !kvStarting.add(spec.getName())) {
+    if (spec.getKvPort() == 0 || storage == null || guests.closing() || !kvStarting.add(spec.getName())) {
       return;
     }
     kvStarter.execute(() -> {
       try {
         dev.ferry.storage.LeasedWriter writer = storage.writer(spec.getName());
-        if (writer == null || !guests.containsKey(spec.getName())) {
+        if (writer == null || !guests.contains(spec.getName())) {
           LOG.warn("VM {}: no key-value service: the VM does not run here with its lease", spec.getName());
           return;
         }
@@ -414,7 +340,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       switch (request.getBodyCase()) {
         case CREATE_GUEST -> replies.send(status(create(request.getCreateGuest().getSpec())));
         case LIST -> replies.send(list());
-        case QUERY -> replies.send(status(require(request.getQuery().getGuest())));
+        case QUERY -> replies.send(status(guests.require(request.getQuery().getGuest())));
         case DESTROY -> replies.send(destroy(request.getDestroy().getGuest()));
         case CANCEL -> replies.send(cancel(request.getCancel().getMigrationId()));
         case MIGRATE -> {
@@ -429,40 +355,21 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     replies.end();
   }
 
-  private Entry create(GuestSpec spec) {
+  private Guests.Entry create(GuestSpec spec) {
     if (spec.getKvPort() != 0 && storage == null) {
       throw new IllegalArgumentException("kv_port: the key-value profile keeps its data on the datastore under a"
           + " lease; run the agent in a cluster (--zk)");
     }
-    synchronized (this) {
-      admit(spec);
-      guests.put(spec.getName(), new Entry(spec, "booting"));
-    }
-    try {
-      Guest guest = Guest.boot(spec, clock, memoryPool);
-      Entry entry = new Entry(guest, "running");
-      guests.put(spec.getName(), entry);
-      LOG.info("guest {} created: {}, {} vCPUs, dirty rate {}", spec.getName(), Sizes.formatBytes(spec.getMemoryBytes()),
-          spec.getVcpus(), Sizes.formatRate(spec.getWorkload().getDirtyRateBytesPerS()));
-      return entry;
-    } catch (RuntimeException e) {
-      guests.remove(spec.getName());
-      throw e;
-    }
-  }
-
-  private Entry require(String name) {
-    Entry entry = guests.get(name);
-    if (entry == null || entry.guest == null) {
-      throw new IllegalStateException("host " + hostId() + " has no guest named " + name);
-    }
+    Guests.Entry entry = guests.boot(spec, clock, memoryPool);
+    LOG.info("guest {} created: {}, {} vCPUs, dirty rate {}", spec.getName(), Sizes.formatBytes(spec.getMemoryBytes()),
+        spec.getVcpus(), Sizes.formatRate(spec.getWorkload().getDirtyRateBytesPerS()));
     return entry;
   }
 
   private AgentReply destroy(String name) {
-    Entry entry = require(name);
-    if (!entry.state.equals("running") && !entry.state.startsWith("paused")) {
-      throw new IllegalStateException("guest " + name + " is " + entry.state + "; cancel its migration first");
+    Guests.Entry entry = guests.require(name);
+    if (entry.state != GuestLifecycle.RUNNING && entry.state != GuestLifecycle.PAUSED) {
+      throw new IllegalStateException("guest " + name + " is " + entry.label() + "; cancel its migration first");
     }
     guests.remove(name);
     entry.guest.destroy();
@@ -470,7 +377,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   }
 
   private AgentReply cancel(String migrationId) {
-    Outgoing migration = outgoing.get(migrationId);
+    OutgoingMigrations.Outgoing migration = outgoing.get(migrationId);
     if (migration == null) {
       throw new IllegalStateException("host " + hostId() + " runs no outgoing migration " + migrationId);
     }
@@ -502,48 +409,34 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       MigrationSettings settings, byte[] secret, CutoverAuthority authority, long acceptedNanos,
       SourceMigration.Listener progress,
       Consumer<MigrationReport> done) {
-    Entry entry;
-    Outgoing handle;
-    synchronized (this) {
-      entry = require(name);
-      if (!entry.state.equals("running")) {
-        throw new IllegalStateException("guest " + name + " is " + entry.state + ", not running");
+    Guests.Entry entry;
+    OutgoingMigrations.Outgoing handle;
+    synchronized (guests) {
+      entry = guests.require(name);
+      if (entry.state != GuestLifecycle.RUNNING) {
+        throw new IllegalStateException("guest " + name + " is " + entry.label() + ", not running");
       }
-      if (outgoing.size() >= config.migrationsOutMax()) {
-        throw new IllegalStateException("host " + hostId() + " already sends " + outgoing.size()
-            + " migrations (limit " + config.migrationsOutMax() + ")");
-      }
-      if (outgoing.containsKey(id)) {
-        throw new IllegalStateException("a migration named " + id + " already runs");
-      }
-      entry.state = "migrating-out";
-      Thread thread = new Thread(() -> runMigration(id, entry, target, targetHost, settings, secret, authority,
-          acceptedNanos,
-          progress, done),
-          "migrate-" + id);
-      thread.setDaemon(true);
-      handle = new Outgoing(thread);
-      outgoing.put(id, handle);
+      outgoing.checkRoom(id);
+      entry.moveTo(GuestLifecycle.MIGRATING_OUT);
+      handle = outgoing.add(id, () -> runMigration(id, entry, target, targetHost, settings, secret, authority,
+          acceptedNanos, progress, done));
     }
     handle.thread.start();
   }
 
-  private void runMigration(String id, Entry entry, InetSocketAddress target, String targetHost,
+  private void runMigration(String id, Guests.Entry entry, InetSocketAddress target, String targetHost,
       MigrationSettings settings, byte[] secret, CutoverAuthority authority, long acceptedNanos,
       SourceMigration.Listener progress,
       Consumer<MigrationReport> done) {
     MigrationReport report;
-    Outgoing handle = outgoing.get(id);
+    OutgoingMigrations.Outgoing handle = outgoing.get(id);
     try {
       NettyMigrationLink link = NettyMigrationLink.connect(transport, target, entry.guest.memory(),
           settings.bandwidthBytesPerSecond(), CONNECT_TIMEOUT_MILLIS, config.tls(), targetHost);
       SourceMigration migration = new SourceMigration(id, hostId(), entry.guest, link, settings, clock, progress,
           failpoints, secret, authority).acceptedAt(acceptedNanos)
           .measuringCpu(dev.ferry.engine.clock.CpuTime.PROCESS);
-      handle.engine = migration;
-      if (handle.cancelReason != null) {
-        migration.cancel(handle.cancelReason);
-      }
+      handle.started(migration);
       LOG.info("migration {}: sending {} to {}", id, entry.guest.name(), Addresses.format(target));
       report = migration.run();
     } catch (LinkException e) {
@@ -566,7 +459,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   }
 
   /** After an outgoing migration: free the guest if it left, keep it otherwise. */
-  private void settle(Entry entry, MigrationReport report) {
+  private void settle(Guests.Entry entry, MigrationReport report) {
     switch (report.getPhase()) {
       case PHASE_COMPLETED -> {
         stopKv(entry.guest.name());
@@ -580,36 +473,18 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       }
       case PHASE_UNKNOWN -> {
         entry.undecidedMigration = report.getMigrationId();
-        entry.state = "paused (migration " + report.getMigrationId() + " outcome unknown)";
+        entry.moveTo(GuestLifecycle.PAUSED);
       }
-      default -> entry.state = "running";
+      default -> entry.moveTo(GuestLifecycle.RUNNING);
     }
   }
 
   private AgentReply list() {
-    GuestList.Builder list = GuestList.newBuilder();
-    guests.values().stream().filter(e -> e.guest != null)
-        .sorted(java.util.Comparator.comparing(e -> e.guest.name()))
-        .forEach(e -> list.addGuests(statusOf(e)));
-    return AgentReply.newBuilder().setGuests(list).build();
+    return AgentReply.newBuilder().setGuests(guests.list()).build();
   }
 
-  private AgentReply status(Entry entry) {
-    return AgentReply.newBuilder().setGuest(statusOf(entry)).build();
-  }
-
-  private GuestStatus statusOf(Entry entry) {
-    GuestStatus.Builder status = GuestStatus.newBuilder().setSpec(entry.guest.spec()).setState(entry.state)
-        .setFirstStepNanosAfterResume(entry.guest.firstStepNanosAfterResume())
-        .setSteps(entry.guest.steps());
-    if (entry.stateAtResume != null) {
-      status.setVcpuStateAtResume(entry.stateAtResume);
-    }
-    CompletableFuture<byte[]> digest = entry.digestAtResume;
-    if (digest != null && digest.isDone() && !digest.isCompletedExceptionally()) {
-      status.setDigestAtResume(com.google.protobuf.ByteString.copyFrom(digest.join()));
-    }
-    return status.build();
+  private static AgentReply status(Guests.Entry entry) {
+    return AgentReply.newBuilder().setGuest(Guests.statusOf(entry)).build();
   }
 
   private static AgentReply ok(String message) {
@@ -634,14 +509,12 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public Map<String, String> guestStates() {
-    Map<String, String> states = new java.util.TreeMap<>();
-    guests.forEach((name, entry) -> states.put(name, entry.state));
-    return states;
+    return guests.states();
   }
 
   @Override
   public long guestMemoryBytes() {
-    return guests.values().stream().mapToLong(e -> e.spec.getMemoryBytes()).sum();
+    return guests.memoryBytes();
   }
 
   @Override
@@ -661,16 +534,13 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       startKv(spec);
       return;
     }
-    synchronized (this) {
-      admit(spec);
-      guests.put(spec.getName(), new Entry(spec, "resuming"));
-    }
+    Guests.Entry resuming = guests.reserve(spec, GuestLifecycle.RESUMING);
     try {
       VmStorage.Restored restored = storage.restore(spec, epoch, clock, memoryPool);
-      Entry entry = new Entry(restored.guest(), "running");
+      Guests.Entry entry = new Guests.Entry(restored.guest(), resuming.state.moveTo(GuestLifecycle.RUNNING));
       entry.stateAtResume = restored.state().getVcpuState();
       entry.digestAtResume = CompletableFuture.completedFuture(restored.digest());
-      guests.put(spec.getName(), entry);
+      guests.put(entry);
       restored.guest().resume();
       startKv(spec);
     } catch (RuntimeException e) {
@@ -682,18 +552,18 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public String suspendGuest(String name, long epoch) {
-    Entry entry = guests.get(name);
-    if (entry == null || entry.guest == null || !entry.state.equals("running") || storage == null) {
+    Guests.Entry entry = guests.get(name);
+    if (entry == null || entry.guest == null || entry.state != GuestLifecycle.RUNNING || storage == null) {
       throw new IllegalStateException("host " + hostId() + " runs no guest " + name + " that can be suspended");
     }
-    entry.state = "suspending";
+    entry.moveTo(GuestLifecycle.SUSPENDING);
     stopKv(name); // no write after the checkpoint: memory and disk stay consistent
     entry.guest.pause();
     try {
       storage.suspend(entry.guest, epoch);
     } catch (RuntimeException e) {
       entry.guest.resume();
-      entry.state = "running";
+      entry.moveTo(GuestLifecycle.RUNNING);
       startKv(entry.guest.spec());
       throw e;
     }
@@ -712,8 +582,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public void destroyGuest(String name, String why) {
-    Entry entry = guests.get(name);
-    if (entry == null || entry.guest == null || entry.state.equals("migrating-out") || entry.state.equals("incoming")) {
+    Guests.Entry entry = guests.get(name);
+    if (entry == null || entry.guest == null || entry.state.inMigration()) {
       return;
     }
     stopKv(name);
@@ -727,20 +597,20 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public String undecidedMigration(String name) {
-    Entry entry = guests.get(name);
+    Guests.Entry entry = guests.get(name);
     return entry == null ? null : entry.undecidedMigration;
   }
 
   @Override
   public void resolveUndecided(String name, boolean resume, String why) {
-    Entry entry = guests.get(name);
+    Guests.Entry entry = guests.get(name);
     if (entry == null || entry.undecidedMigration == null) {
       return;
     }
     String migrationId = entry.undecidedMigration;
     entry.undecidedMigration = null;
     if (resume) {
-      entry.state = "running";
+      entry.moveTo(GuestLifecycle.RUNNING);
       entry.guest.resume();
       LOG.warn("migration {}: {}: resuming {} here", migrationId, why, name);
     } else {
@@ -773,7 +643,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public void cancelOutgoing(String migrationId, String reason) {
-    Outgoing m = outgoing.get(migrationId);
+    OutgoingMigrations.Outgoing m = outgoing.get(migrationId);
     if (m != null) {
       m.cancel(reason);
     }
@@ -781,7 +651,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public java.util.Set<String> outgoingMigrations() {
-    return java.util.Set.copyOf(outgoing.keySet());
+    return outgoing.ids();
   }
 
   // --- Shutdown ------------------------------------------------------------------------------
@@ -792,7 +662,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     if (!closed.compareAndSet(false, true)) {
       return;
     }
-    closing = true;
+    guests.shutDown();
     LOG.info("agent {} shutting down", hostId());
     if (member != null) {
       member.close(); // leave the cluster first: the coordinator sees the host go
@@ -807,22 +677,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     if (server != null) {
       server.close();
     }
-    outgoing.values().forEach(m -> m.cancel("agent " + hostId() + " is shutting down"));
-    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(SHUTDOWN_WAIT_MILLIS);
-    for (Outgoing m : new java.util.ArrayList<>(outgoing.values())) {
-      try {
-        m.thread.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())));
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        break;
-      }
-    }
-    for (Entry entry : guests.values()) {
-      if (entry.guest != null) {
-        entry.guest.destroy();
-      }
-    }
-    guests.clear();
+    outgoing.cancelAllAndWait("agent " + hostId() + " is shutting down", SHUTDOWN_WAIT_MILLIS);
+    guests.destroyAll();
     if (runLog != null) {
       Guest.observeRuns(null);
       runLog.close();
