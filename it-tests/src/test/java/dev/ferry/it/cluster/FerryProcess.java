@@ -26,11 +26,14 @@ final class FerryProcess implements AutoCloseable {
   final Path log;
   private final Process process;
   private final CompletableFuture<String> ready = new CompletableFuture<>();
+  /** System.nanoTime when the process was seen to exit (0 while it runs): where its open runs end. */
+  private volatile long exitNanos;
 
   private FerryProcess(String name, Path log, Process process) {
     this.name = name;
     this.log = log;
     this.process = process;
+    process.onExit().thenRun(() -> exitNanos = System.nanoTime());
   }
 
   /** Starts {@code ferry args...}; {@code jvmArgs} go before the class name (failpoints). */
@@ -87,6 +90,22 @@ final class FerryProcess implements AutoCloseable {
 
   long pid() {
     return process.pid();
+  }
+
+  /** When it exited (System.nanoTime), or {@code orElse} while it still runs. */
+  long exitNanos(long orElse) {
+    long at = exitNanos;
+    return at == 0 ? orElse : at;
+  }
+
+  /** Waits until the process has exited on its own (a fail point halting it); false on timeout. */
+  boolean awaitExit(java.time.Duration timeout) throws InterruptedException {
+    return process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS);
+  }
+
+  /** The exit status once it has exited, else -1. */
+  int exitCode() {
+    return process.isAlive() ? -1 : process.exitValue();
   }
 
   boolean isAlive() {

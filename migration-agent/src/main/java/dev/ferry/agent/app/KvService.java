@@ -26,8 +26,9 @@ import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
+import java.util.concurrent.LinkedTransferQueue;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import org.slf4j.Logger;
@@ -62,16 +63,25 @@ public final class KvService implements AutoCloseable {
    * Appends block on the disk: one thread answers every request, so they land and are answered
    * in order, never on the event loop. Not part of the pipeline: closing never hands it events.
    * A plain thread, not Netty's FastThreadLocalThread, which BlockHound takes for an event loop.
+   * Its queue is lock-free and its thread started up front: handing over a request never parks
+   * the event loop (a LinkedBlockingQueue's locks did, when the disk thread held them).
    */
-  private final ExecutorService disk = Executors.newSingleThreadExecutor(r -> {
-    Thread t = new Thread(r, "kv-disk");
-    t.setDaemon(true);
-    return t;
-  });
+  private final ExecutorService disk = startDiskThread();
   /** Every open client connection, so that close reaches them all. */
   private final ChannelGroup clients = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
   private volatile boolean closing;
   private Channel server;
+
+  private static ExecutorService startDiskThread() {
+    ThreadPoolExecutor executor = new ThreadPoolExecutor(1, 1, 0, TimeUnit.MILLISECONDS, new LinkedTransferQueue<>(),
+        r -> {
+          Thread t = new Thread(r, "kv-disk");
+          t.setDaemon(true);
+          return t;
+        });
+    executor.prestartAllCoreThreads();
+    return executor;
+  }
 
   private KvService(String vm, LeasedWriter writer, VmDirectory dir) {
     this.vm = vm;

@@ -259,12 +259,24 @@ public final class NettyMigrationLink implements SourceLink {
       return payloadView;
     }
 
+    /** Once the buffers are given back or handed to a frame: a later discard must not free them again. */
+    private boolean released;
+
     @Override
     public void discard() {
+      if (released) {
+        return; // the source's cleanup after a send that failed and already gave them back
+      }
+      released = true;
       header.release();
       if (payload != null) {
         payload.release();
       }
+    }
+
+    /** The frame being built owns the buffers from here on. */
+    void handOver() {
+      released = true;
     }
   }
 
@@ -315,6 +327,7 @@ public final class NettyMigrationLink implements SourceLink {
       throw new LinkException(failure);
     }
     int bodyBytes = layout.bodyBytes();
+    b.handOver();
     CompositeByteBuf frame = channel.alloc().compositeDirectBuffer(layout.segmentCount() + 1);
     b.header.writerIndex(1 + b.headerView.limit());
     frame.addComponent(true, b.header);

@@ -39,6 +39,46 @@ class LinkFailureReasonTest {
     assertEquals("NullPointerException", Failures.describe(new NullPointerException()));
   }
 
+  /**
+   * The source's cleanup discards the batch it was building when a send throws; a send on a
+   * failed link has already given the buffers back, so that second discard must do nothing (it
+   * threw IllegalReferenceCountException, and the migration aborted with "internal error").
+   */
+  @Test
+  void aBatchRefusedByAFailedLinkIsReleasedOnce() throws Exception {
+    NettyTransport transport = NettyTransport.create(NettyTransport.Kind.NIO, 1, "test");
+    GuestMemory memory = GuestMemory.allocate(16L << 20);
+    try (ServerSocket peer = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      NettyMigrationLink link = NettyMigrationLink.connect(transport,
+          new InetSocketAddress("127.0.0.1", peer.getLocalPort()), memory, 0, 5_000);
+      dev.ferry.engine.precopy.SourceLink.OutboundBatch batch = link.newBatch();
+      dev.ferry.engine.wire.PageBatchWriter writer = new dev.ferry.engine.wire.PageBatchWriter(memory);
+      writer.begin(batch.header(), batch::payload, 1);
+      writer.add(0, false, true);
+      writer.finish();
+      // The target goes while the batch is being built.
+      failWrites(link, new ClosedChannelException());
+      link.sendControl(Control.newBuilder().setCommit(Commit.getDefaultInstance()).build());
+      org.junit.jupiter.api.Assertions.assertTrue(link.channel().closeFuture().await(30, TimeUnit.SECONDS));
+      assertThrows(LinkException.class, () -> link.sendBatch(batch, writer, GuestMemory.PAGE_BYTES));
+      batch.discard();
+      link.close();
+    } finally {
+      transport.close();
+      memory.release();
+    }
+  }
+
+  private static void failWrites(NettyMigrationLink link, Throwable cause) {
+    link.channel().pipeline().addFirst("fail-writes", new ChannelOutboundHandlerAdapter() {
+      @Override
+      public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
+        ReferenceCountUtil.release(msg);
+        promise.setFailure(cause);
+      }
+    });
+  }
+
   /** Sends a Commit over a real connection whose writes fail with {@code cause}; returns the link's reason. */
   private static String failedWrite(Throwable cause) throws Exception {
     NettyTransport transport = NettyTransport.create(NettyTransport.Kind.NIO, 1, "test");
@@ -46,13 +86,7 @@ class LinkFailureReasonTest {
     try (ServerSocket peer = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
       NettyMigrationLink link = NettyMigrationLink.connect(transport,
           new InetSocketAddress("127.0.0.1", peer.getLocalPort()), memory, 0, 5_000);
-      link.channel().pipeline().addFirst("fail-writes", new ChannelOutboundHandlerAdapter() {
-        @Override
-        public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
-          ReferenceCountUtil.release(msg);
-          promise.setFailure(cause);
-        }
-      });
+      failWrites(link, cause);
       link.sendControl(Control.newBuilder().setCommit(Commit.getDefaultInstance()).build());
       // A failed write closes the link (after recording why): then the reason is there to read.
       org.junit.jupiter.api.Assertions.assertTrue(link.channel().closeFuture().await(30, TimeUnit.SECONDS));

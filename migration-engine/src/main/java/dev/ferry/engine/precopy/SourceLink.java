@@ -18,7 +18,7 @@ public interface SourceLink extends AutoCloseable {
     /** Room for compressed payloads ({@code Wire.BATCH_PAYLOAD_BYTES_MAX}); allocated on first use. */
     ByteBuffer payload();
 
-    /** Gives the buffers back without sending them. */
+    /** Gives the buffers back without sending them; again, or after a send took them, it does nothing. */
     void discard();
   }
 
