@@ -69,7 +69,30 @@ final class ClusterCaches implements AutoCloseable {
   }
 
   /** Where the current leader serves the API (from the epoch record), or empty. */
+  /**
+   * Where the leader serves the API: from the cache, or, when the cache does not show a leader
+   * yet (a standby that has just started, or a leader elected a moment ago), read from ZooKeeper
+   * after a sync, so a standby's 503 always names the leader if there is one. Callers are API
+   * workers and the leader loop, never an event loop.
+   */
   String leaderUrl() {
+    String cached = cachedLeaderUrl();
+    if (!cached.isEmpty()) {
+      return cached;
+    }
+    try {
+      dev.ferry.agent.cluster.ZkSync.sync(zk, ZkPaths.COORDINATOR_EPOCH);
+      byte[] data = zk.getData().forPath(ZkPaths.COORDINATOR_EPOCH);
+      return data == null || data.length == 0 ? "" : Records.epoch(ZkPaths.COORDINATOR_EPOCH, data).getApiUrl();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return "";
+    } catch (Exception e) {
+      return ""; // no leader known (no epoch node yet, or ZooKeeper unreachable)
+    }
+  }
+
+  private String cachedLeaderUrl() {
     if (coordinatorNodes == null) {
       return "";
     }

@@ -6,12 +6,12 @@ import java.util.concurrent.TimeoutException;
 import org.apache.curator.framework.CuratorFramework;
 
 /** A blocking ZooKeeper sync: reads after it see every write the ensemble has committed. */
-final class ZkSync {
+public final class ZkSync {
   private static final long TIMEOUT_MILLIS = 10_000;
 
   private ZkSync() {}
 
-  static void sync(CuratorFramework zk, String path) throws Exception {
+  public static void sync(CuratorFramework zk, String path) throws Exception {
     CountDownLatch done = new CountDownLatch(1);
     int[] result = {Integer.MIN_VALUE};
     zk.sync().inBackground((client, event) -> {
