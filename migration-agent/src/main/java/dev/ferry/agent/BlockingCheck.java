@@ -48,7 +48,7 @@ public final class BlockingCheck {
       Runtime.getRuntime().halt(BLOCKED_EXIT_CODE);
     });
     if (installed) {
-      LOG.info("BlockHound installed: a blocking call on an event loop ends this agent");
+      LOG.info("BlockHound installed: a blocking call on an event loop ends this process (exit 70)");
     }
   }
 

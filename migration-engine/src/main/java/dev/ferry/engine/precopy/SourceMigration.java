@@ -567,17 +567,7 @@ public final class SourceMigration {
   /** The authority said no (say, a cancel won the race): back to the source, as before any commit. */
   private void refuseAfterCutover(MigrationReport.Builder report, String reason) {
     phase = phase.moveTo(MigrationPhase.ABORTED);
-    report.setReason(reason);
-    guest.setThrottlePercent(0);
-    if (paused) {
-      guest.resume();
-      paused = false;
-    }
-    try {
-      link.sendControl(Control.newBuilder().setAbort(Abort.newBuilder().setReason(reason)).build());
-    } catch (RuntimeException ignored) {
-      // the target frees its copy when the link drops anyway
-    }
+    resumeHereAndTellTarget(report, reason);
     LOG.warn("migration {} of {} aborted at the commit: {}", migrationId, guest.name(), reason);
   }
 
@@ -608,6 +598,12 @@ public final class SourceMigration {
       return;
     }
     phase = phase.moveTo(outcome);
+    resumeHereAndTellTarget(report, reason);
+    LOG.warn("migration {} of {} {}: {}", migrationId, guest.name(), outcome.label(), reason);
+  }
+
+  /** Nothing committed: the guest runs here again, unthrottled, and the target hears why. */
+  private void resumeHereAndTellTarget(MigrationReport.Builder report, String reason) {
     report.setReason(reason);
     guest.setThrottlePercent(0);
     if (paused) {
@@ -619,7 +615,6 @@ public final class SourceMigration {
     } catch (RuntimeException ignored) {
       // The link may be the reason; the target frees its copy when the link drops anyway.
     }
-    LOG.warn("migration {} of {} {}: {}", migrationId, guest.name(), outcome.label(), reason);
   }
 
   /** A pause over {@code budgetMillis} says by how much and which step was largest. */
