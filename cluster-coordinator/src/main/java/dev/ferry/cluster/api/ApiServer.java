@@ -40,7 +40,6 @@ import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.util.List;
-import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
@@ -94,7 +93,7 @@ public final class ApiServer implements AutoCloseable {
    * event loops.
    */
   private final ThreadPoolExecutor workers = new ThreadPoolExecutor(4, 4, 0, TimeUnit.MILLISECONDS,
-      new ArrayBlockingQueue<>(QUEUED_REQUESTS_MAX), r -> {
+      new java.util.concurrent.LinkedTransferQueue<>(), r -> {
         Thread t = new Thread(r, "api-worker");
         t.setDaemon(true);
         return t;
@@ -109,6 +108,7 @@ public final class ApiServer implements AutoCloseable {
 
   /** As above; {@code agentTls} is how it reaches agents (their certificates are checked by host). */
   public ApiServer(Coordinator coordinator, String token, dev.ferry.agent.transport.MigrationTls agentTls) {
+    workers.prestartAllCoreThreads(); // execute() then never takes the pool's lock to add a thread
     this.coordinator = coordinator;
     this.token = token.getBytes(StandardCharsets.UTF_8);
     this.agentTls = agentTls;
@@ -145,6 +145,11 @@ public final class ApiServer implements AutoCloseable {
       // One request at a time per connection, so answers leave in the order the requests came.
       ctx.channel().config().setAutoRead(false);
       try {
+        // The queue is lock-free (an ArrayBlockingQueue's lock can park the event loop); its bound
+        // is checked here instead.
+        if (workers.getQueue().size() >= QUEUED_REQUESTS_MAX) {
+          throw new RejectedExecutionException("more than " + QUEUED_REQUESTS_MAX + " requests queued");
+        }
         workers.execute(() -> answer(ctx, held));
       } catch (RejectedExecutionException e) {
         held.release();

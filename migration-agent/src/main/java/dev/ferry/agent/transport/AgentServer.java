@@ -32,8 +32,6 @@ import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ThreadFactory;
@@ -83,7 +81,7 @@ public final class AgentServer implements AutoCloseable {
   private final RateLimitedLog refusals = new RateLimitedLog(LOG, REFUSAL_LOG_EVERY_MILLIS);
   private final ExecutorService handshakeWork = pool("agent-handshake", HANDSHAKE_THREADS);
   /** Commits are confirmed on threads of their own: a paused guest never waits behind a handshake. */
-  private final ExecutorService switchoverWork = Executors.newCachedThreadPool(daemon("agent-switchover"));
+  private final ExecutorService switchoverWork = pool("agent-switchover", SWITCHOVER_THREADS);
   private final ExecutorService adminWork = pool("agent-admin", ADMIN_THREADS);
   private final MigrationTls tls;
   private final TlsPeerCheck.Verifier verifier;
@@ -107,10 +105,19 @@ public final class AgentServer implements AutoCloseable {
     this.verifier = verifier;
   }
 
+  /** More than the incoming-migration limit can ever need at once. */
+  private static final int SWITCHOVER_THREADS = 4;
+
+  /**
+   * Executors the event loops hand work to without ever waiting: every thread is started up
+   * front and never retires (so execute() never takes the pool's lock to add one), and the queue
+   * is lock-free (a LinkedBlockingQueue's lock parked a loop under contention: BlockHound halted
+   * an agent of the fault-injection test there).
+   */
   private static ExecutorService pool(String name, int threads) {
-    ThreadPoolExecutor pool = new ThreadPoolExecutor(threads, threads, 30, TimeUnit.SECONDS,
-        new LinkedBlockingQueue<>(), daemon(name));
-    pool.allowCoreThreadTimeOut(true);
+    ThreadPoolExecutor pool = new ThreadPoolExecutor(threads, threads, 0, TimeUnit.MILLISECONDS,
+        new java.util.concurrent.LinkedTransferQueue<>(), daemon(name));
+    pool.prestartAllCoreThreads();
     return pool;
   }
 
