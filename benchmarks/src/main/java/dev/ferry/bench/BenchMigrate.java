@@ -382,7 +382,7 @@ public final class BenchMigrate implements Callable<Integer> {
     double[] setup = results.stream().mapToDouble(r -> ((Long) r.get("setup_ms")).doubleValue()).toArray();
     StringBuilder steps = new StringBuilder();
     Json first = (Json) done.get(0).get("pause_steps");
-    for (String step : List.of("stop", "final_copy", "target_verify", "commit", "confirm", "resume", "other")) {
+    for (String step : List.of("stop", "final_copy", "target_verify", "commit", "resume", "other")) {
       if (first != null && first.get(step) != null) {
         double[] v = done.stream().map(r -> (Json) r.get("pause_steps")).filter(j -> j != null && j.get(step) != null)
             .mapToDouble(j -> (Double) j.get(step)).toArray();

@@ -215,11 +215,14 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   }
 
   @Override
-  public boolean confirmCommit(String migrationId, long epoch) {
-    if (member == null) {
-      return true;
-    }
-    return member.confirmCommit(migrationId, epoch);
+  public dev.ferry.engine.precopy.CutoverAuthority authority(String migrationId) {
+    ClusterMember m = member;
+    return m == null ? dev.ferry.engine.precopy.CutoverAuthority.LOCAL : m.incomingAuthority(migrationId);
+  }
+
+  @Override
+  public MigrationFailpoints failpoints() {
+    return failpoints;
   }
 
   @Override

@@ -47,8 +47,9 @@ class FaultInjectionTest {
   private static final List<String> HOSTS = List.of("host-1", "host-2", "host-3");
   private static final List<String> VMS = List.of("kv-1", "vm-2");
   /** Source steps where a fail point halts the agent: the last round, and inside the pause. */
-  private static final List<String> SOURCE_POINTS = List.of("after-round", "after-pause", "before-commit",
-      "after-commit-sent");
+  private static final List<String> SOURCE_POINTS = List.of("after-round", "after-pause", "after-final-state");
+  /** Target steps inside the pause where a fail point halts the agent: just before and just after its commit. */
+  private static final List<String> TARGET_POINTS = List.of("before-commit", "after-commit");
   /** Short enough that a frozen or killed agent is noticed within the round. */
   private static final String SESSION_TIMEOUT_MS = "4000";
   /** No round starts after this much of the run: bounds the test on a loaded machine. */
@@ -57,7 +58,7 @@ class FaultInjectionTest {
 
   /** What a round does to the cluster while its migration runs. */
   enum Fault {
-    NONE, KILL_SOURCE, KILL_TARGET, FAILPOINT_SOURCE, STOP_SOURCE, STOP_TARGET, KILL_LEADER
+    NONE, KILL_SOURCE, KILL_TARGET, FAILPOINT_SOURCE, FAILPOINT_TARGET, STOP_SOURCE, STOP_TARGET, KILL_LEADER
   }
 
   /** Fault kinds this run draws from (all of them: none is known to break an invariant). */
@@ -149,13 +150,14 @@ class FaultInjectionTest {
     Fault fault = faults.get(random.nextInt(faults.size()));
     long delayMillis = random.nextInt(2500);
     long holdMillis = 1000 + random.nextInt(5000);
-    String point = SOURCE_POINTS.get(random.nextInt(SOURCE_POINTS.size()));
+    String point = fault == Fault.FAILPOINT_TARGET ? TARGET_POINTS.get(random.nextInt(TARGET_POINTS.size()))
+        : SOURCE_POINTS.get(random.nextInt(SOURCE_POINTS.size()));
     String what = "round " + round + ": " + vm + " " + source + " -> " + target + ", " + describe(fault, delayMillis,
         holdMillis, point);
     note(what);
 
-    if (fault == Fault.FAILPOINT_SOURCE) {
-      restartAgent(source, List.of("-Dferry.failpoint=" + point + ":exit"));
+    if (fault == Fault.FAILPOINT_SOURCE || fault == Fault.FAILPOINT_TARGET) {
+      restartAgent(fault == Fault.FAILPOINT_SOURCE ? source : target, List.of("-Dferry.failpoint=" + point + ":exit"));
       awaitHostsUp();
       cluster.assertRunsOnlyOn(vm, source);
     }
@@ -171,12 +173,13 @@ class FaultInjectionTest {
         cluster.agents.get(host).kill();
         killedAgents.add(host);
       }
-      case FAILPOINT_SOURCE -> {
+      case FAILPOINT_SOURCE, FAILPOINT_TARGET -> {
         // It halts itself at the step, unless the migration ended before reaching it.
-        if (cluster.agents.get(source).awaitExit(Duration.ofSeconds(60))) {
-          note("  " + source + " halted at " + point);
+        String host = fault == Fault.FAILPOINT_SOURCE ? source : target;
+        if (cluster.agents.get(host).awaitExit(Duration.ofSeconds(60))) {
+          note("  " + host + " halted at " + point);
         }
-        killedAgents.add(source);
+        killedAgents.add(host);
       }
       case STOP_SOURCE, STOP_TARGET -> freeze(fault == Fault.STOP_SOURCE ? source : target, delayMillis, holdMillis);
       case KILL_LEADER -> {
@@ -225,6 +228,7 @@ class FaultInjectionTest {
       case NONE -> "no fault";
       case KILL_SOURCE, KILL_TARGET, KILL_LEADER -> fault + " after " + delayMillis + " ms";
       case FAILPOINT_SOURCE -> "source halts at " + point;
+      case FAILPOINT_TARGET -> "target halts at " + point;
       case STOP_SOURCE, STOP_TARGET -> fault + " after " + delayMillis + " ms for " + holdMillis + " ms";
     };
   }

@@ -115,17 +115,6 @@ public final class ClusterMember implements AutoCloseable {
   private final Map<String, Long> epochSeen = new ConcurrentHashMap<>();
   private final Map<String, Long> progressWrittenNanos = new ConcurrentHashMap<>();
   private final Map<String, TargetMigration> undecided = new ConcurrentHashMap<>();
-  /** Targets waiting for their commit to reach the migrations cache, by record path. */
-  private final Map<String, java.util.concurrent.CompletableFuture<Void>> commitWaiters = new ConcurrentHashMap<>();
-  /**
-   * How long a target waits for its commit to come through its watch before it asks ZooKeeper
-   * (sync and read: two round trips). ZooKeeper sends the watch event as it applies the multi-op,
-   * so it is normally due within a millisecond of the source's Commit message.
-   */
-  private static final long COMMIT_WATCH_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(25);
-  /** Test failpoint: this host ignores its watch when confirming a commit and always reads. */
-  private final boolean commitWatchBlind = dev.ferry.engine.precopy.MigrationFailpoints.fromSystemProperty()
-      .isSet(dev.ferry.engine.precopy.MigrationFailpoints.Point.COMMIT_WATCH_BLIND);
   private final Set<String> refusedStale = ConcurrentHashMap.newKeySet();
   /** Outgoing migrations this host ran to an end: a lagging cache must not start them again. */
   private final Set<String> finished = ConcurrentHashMap.newKeySet();
@@ -190,15 +179,7 @@ public final class ClusterMember implements AutoCloseable {
           wake();
         }).build());
     migrations.listenable().addListener(org.apache.curator.framework.recipes.cache.CuratorCacheListener.builder()
-        .forAll((type, before, after) -> {
-          if (after != null) {
-            java.util.concurrent.CompletableFuture<Void> waiter = commitWaiters.get(after.getPath());
-            if (waiter != null) {
-              waiter.complete(null);
-            }
-          }
-          wake();
-        }).forInitialized(loaded::countDown).build());
+        .forAll((type, before, after) -> wake()).forInitialized(loaded::countDown).build());
     vms.start();
     migrations.start();
     if (!loaded.await(JOIN_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
@@ -282,10 +263,10 @@ public final class ClusterMember implements AutoCloseable {
   }
 
   /**
-   * What a cutover adds to the pause: the median of the last commits from this agent (the
-   * commit's multi-op plus the target's confirmation, as their pause steps measured them); before
-   * any, three ZooKeeper round trips (the multi-op, then the target's sync and read), each the
-   * median recent one; before any of those, {@value #SWITCHOVER_RESERVE_MILLIS_DEFAULT} ms.
+   * What a cutover adds to the pause: the median of the last commits of migrations from this agent
+   * (the target's multi-op, as its pause step measured it); before any, two ZooKeeper round trips
+   * (the multi-op also writes the transaction log), each the median recent read; before any of
+   * those, {@value #SWITCHOVER_RESERVE_MILLIS_DEFAULT} ms.
    */
   long switchoverCostMillis() {
     long[] samples;
@@ -293,23 +274,17 @@ public final class ClusterMember implements AutoCloseable {
       samples = roundTripsNanos.stream().mapToLong(Long::longValue).sorted().toArray();
     }
     long estimate = samples.length == 0 ? SWITCHOVER_RESERVE_MILLIS_DEFAULT
-        : Math.max(1, (3 * samples[samples.length / 2] + 999_999) / 1_000_000L);
+        : Math.max(1, (2 * samples[samples.length / 2] + 999_999) / 1_000_000L);
     return commitCosts.reserveMillis(estimate);
   }
 
   /** Learns the cost of a completed migration's commit for the next budget split. */
   private void learnCommitCost(MigrationReport report) {
-    long commit = -1;
-    long confirm = -1;
     for (dev.ferry.proto.PauseStep step : report.getPauseStepsList()) {
-      if (step.getName().equals(dev.ferry.engine.precopy.PauseSteps.COMMIT)) {
-        commit = step.getMicros();
-      } else if (step.getName().equals(dev.ferry.engine.precopy.PauseSteps.CONFIRM)) {
-        confirm = step.getMicros();
+      if (report.getPhase() == MigrationPhase.PHASE_COMPLETED
+          && step.getName().equals(dev.ferry.engine.precopy.PauseSteps.COMMIT)) {
+        commitCosts.record(step.getMicros());
       }
-    }
-    if (report.getPhase() == MigrationPhase.PHASE_COMPLETED && commit >= 0 && confirm >= 0) {
-      commitCosts.record(commit, confirm);
     }
   }
 
@@ -683,71 +658,37 @@ public final class ClusterMember implements AutoCloseable {
     return source;
   }
 
-  /** True if ZooKeeper shows the migration committed, with the VM owned here at {@code epoch}. */
-  public boolean confirmCommit(String migrationId, long epoch) {
-    long started = System.nanoTime();
-    try {
-      // ZooKeeper pushes the committed record to this host's watch (the migrations cache) as it
-      // applies the multi-op, usually before the source's Commit message gets here: then there
-      // is no round trip to make. Otherwise sync and read.
-      MigrationRecord m = commitWatchBlind ? null : awaitCachedCommit(migrationId, epoch);
-      String seenBy = "watch";
-      if (m == null || !isCommitFor(m, epoch)) {
-        ZkSync.sync(zk, ZkPaths.migration(migrationId));
-        m = Records.migration(ZkPaths.migration(migrationId), zk.getData().forPath(ZkPaths.migration(migrationId)));
-        seenBy = "read";
-      }
-      boolean ok = isCommitFor(m, epoch);
-      if (ok) {
-        epochSeen.merge(m.getVm(), epoch, Math::max);
-      }
-      LOG.info("migration {}: commit {} in ZooKeeper ({} us, by {})", migrationId, ok ? "confirmed" : "NOT found",
-          (System.nanoTime() - started) / 1000, seenBy);
-      return ok;
-    } catch (Exception e) {
-      LOG.warn("migration {}: cannot confirm the commit: {}", migrationId, e.toString());
-      return false;
-    }
-  }
-
   /**
-   * The migration record as the cache shows it, waiting up to {@link #COMMIT_WATCH_WAIT_NANOS}
-   * for it to show the commit for {@code epoch}. A record in the cache is one ZooKeeper has
-   * applied, so one that shows the commit proves it; one that does not proves nothing (the caller
-   * then reads).
+   * Who commits an incoming migration on this host: the cutover multi-op, its first attempt with
+   * the records and versions this host's watches last showed (no read inside the pause).
    */
-  private MigrationRecord awaitCachedCommit(String migrationId, long epoch) throws InterruptedException {
-    String path = ZkPaths.migration(migrationId);
-    long deadline = System.nanoTime() + COMMIT_WATCH_WAIT_NANOS;
-    try {
-      while (true) {
-        java.util.concurrent.CompletableFuture<Void> changed = new java.util.concurrent.CompletableFuture<>();
-        commitWaiters.put(path, changed); // before looking, so no event slips between the look and the wait
-        MigrationRecord m = migrations.get(path).map(d -> Records.migration(d.getPath(), d.getData())).orElse(null);
-        long left = deadline - System.nanoTime();
-        if ((m != null && isCommitFor(m, epoch)) || left <= 0) {
-          return m;
+  public dev.ferry.engine.precopy.CutoverAuthority incomingAuthority(String migrationId) {
+    ZkCutoverAuthority multi = new ZkCutoverAuthority(zk, local.hostId()).withCache(path -> {
+      CuratorCache cache = path.startsWith(ZkPaths.MIGRATIONS) ? migrations : vms;
+      return cache == null ? null : cache.get(path).orElse(null);
+    });
+    return new dev.ferry.engine.precopy.CutoverAuthority() {
+      @Override
+      public Result commit(String id) throws InterruptedException {
+        Result result = multi.commit(id);
+        if (result.outcome() == Outcome.COMMITTED) {
+          MigrationRecord m = migrations.get(ZkPaths.migration(id))
+              .map(d -> Records.migration(d.getPath(), d.getData())).orElse(null);
+          if (m != null) {
+            epochSeen.merge(m.getVm(), result.epoch(), Math::max);
+          }
         }
-        try {
-          changed.get(left, TimeUnit.NANOSECONDS);
-        } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException e) {
-          return m;
-        }
+        return result;
       }
-    } finally {
-      commitWaiters.remove(path);
-    }
+
+      @Override
+      public Result settle(String id, String why) throws InterruptedException {
+        return multi.settle(id, why);
+      }
+    };
   }
 
-  /**
-   * The commit wrote the migration record and the VM's (owner: the target, epoch: vm_epoch + 1)
-   * in one multi-op: the migration record alone tells.
-   */
-  private boolean isCommitFor(MigrationRecord m, long epoch) {
-    return !m.getCommitOpId().isEmpty() && m.getTargetHost().equals(local.hostId()) && m.getVmEpoch() + 1 == epoch;
-  }
-
-  /** Keeps a guest that waits for the commit after its source went away; the reconciler decides. */
+  /** Keeps a guest whose commit's outcome is unknown; the reconciler decides from the records. */
   public boolean keepUndecided(String migrationId, TargetMigration migration) {
     undecided.put(migrationId, migration);
     wake();

@@ -19,16 +19,21 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The cutover as one ZooKeeper multi-op: check the migration record's and the VM record's
- * versions, move the VM to the target with its epoch + 1, and mark the migration committed with
- * this attempt's operation id, all or nothing.
+ * The cutover as one ZooKeeper multi-op, sent by the target agent once the last pages check out:
+ * check the migration record's and the VM record's versions, move the VM to this host with its
+ * epoch + 1, and mark the migration committed with this attempt's operation id, all or nothing.
+ * The multi's answer is the target's proof: it resumes the guest on it, with no read after.
  *
  * <p>Curator retries a multi after a connection loss, so a commit that landed can come back as
  * BADVERSION: every failure is therefore read back, and the operation id in the migration record
- * tells a landed commit from a refused one. A refusal is made permanent (the migration is marked
- * aborted, version-checked) before it is reported, so no late retry can commit after the source
- * resumed the guest. If nothing can be read back in time, the outcome is UNKNOWN and the guest
- * stays paused.
+ * tells a landed commit from a refused one. A multi that failed on a version can never land later
+ * (its versions are gone); one whose outcome cannot be read back is UNKNOWN and the target keeps
+ * the guest paused until the records decide.
+ *
+ * <p>The source's side is {@link #settle}: when it cannot hear the target, it looks at the record
+ * and either finds the commit or marks the migration aborted with a version-checked write (its
+ * own field, the phase), after which no multi read before that write can land, and one read after
+ * it sees the refusal. Both sides write to one node under a version check, so exactly one wins.
  */
 public final class ZkCutoverAuthority implements CutoverAuthority {
   private static final Logger LOG = LoggerFactory.getLogger(ZkCutoverAuthority.class);
@@ -37,7 +42,8 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
   private static final long READ_BACK_MILLIS_DEFAULT = 20_000;
 
   private final CuratorFramework zk;
-  private final String sourceHost;
+  /** The agent this authority works for: the target that commits, or the source that settles. */
+  private final String hostId;
   /** Test fault injection (-Dferry.failpoint=commit-duplicate replays a landed commit); none in production. */
   private final MigrationFailpoints failpoints = MigrationFailpoints.fromSystemProperty();
 
@@ -45,19 +51,19 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
   /** How long a read-back keeps trying before the outcome is UNKNOWN. */
   private final long readBackMillisMax;
 
-  public ZkCutoverAuthority(CuratorFramework zk, String sourceHost) {
-    this(zk, sourceHost, 0);
+  public ZkCutoverAuthority(CuratorFramework zk, String hostId) {
+    this(zk, hostId, 0);
   }
 
-  /** @param expectedCostMillis what the commit and the target's read-back are expected to take */
-  public ZkCutoverAuthority(CuratorFramework zk, String sourceHost, long expectedCostMillis) {
-    this(zk, sourceHost, expectedCostMillis, READ_BACK_MILLIS_DEFAULT);
+  /** @param expectedCostMillis (source) what the target's commit is expected to add to the pause */
+  public ZkCutoverAuthority(CuratorFramework zk, String hostId, long expectedCostMillis) {
+    this(zk, hostId, expectedCostMillis, READ_BACK_MILLIS_DEFAULT);
   }
 
   /** @param readBackMillisMax how long to keep reading back an unclear outcome (tests shorten it) */
-  ZkCutoverAuthority(CuratorFramework zk, String sourceHost, long expectedCostMillis, long readBackMillisMax) {
+  ZkCutoverAuthority(CuratorFramework zk, String hostId, long expectedCostMillis, long readBackMillisMax) {
     this.zk = zk;
-    this.sourceHost = sourceHost;
+    this.hostId = hostId;
     this.expectedCostMillis = expectedCostMillis;
     this.readBackMillisMax = readBackMillisMax;
   }
@@ -67,30 +73,40 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
     return expectedCostMillis;
   }
 
-  @Override
-  public boolean authoritative() {
-    return true;
+  /**
+   * Where the first commit attempt takes the records and their versions from without a round
+   * trip: the agent's caches (what ZooKeeper applied and pushed to its watches). A stale entry only
+   * costs a failed multi, a read-back and a second attempt with fresh reads.
+   */
+  @FunctionalInterface
+  public interface Cached {
+    /** The node's data and stat as last seen, or null. */
+    org.apache.curator.framework.recipes.cache.ChildData get(String path);
+
+    Cached NONE = path -> null;
   }
 
-  /** The records as {@link #prepare} read them (with their versions), for the first commit attempt. */
-  private record Prepared(String migrationId, MigrationRecord migration, Stat migrationStat, VmRecord vm, Stat vmStat) {}
+  private Cached cached = Cached.NONE;
 
-  private volatile Prepared prepared;
+  /** Target: take the first attempt's records from {@code cache}. */
+  public ZkCutoverAuthority withCache(Cached cache) {
+    this.cached = cache;
+    return this;
+  }
 
-  @Override
-  public void prepare(String migrationId) throws InterruptedException {
-    try {
-      ZkSync.sync(zk, ZkPaths.migration(migrationId));
-      Stat migrationStat = new Stat();
-      Stat vmStat = new Stat();
-      MigrationRecord m = Records.migration(ZkPaths.migration(migrationId),
-          zk.getData().storingStatIn(migrationStat).forPath(ZkPaths.migration(migrationId)));
-      VmRecord vm = Records.vm(ZkPaths.vm(m.getVm()), zk.getData().storingStatIn(vmStat).forPath(ZkPaths.vm(m.getVm())));
-      prepared = new Prepared(migrationId, m, migrationStat, vm, vmStat);
-    } catch (InterruptedException e) {
-      throw e;
-    } catch (Exception e) {
-      prepared = null; // the commit reads for itself
+  /** The records of the first attempt from the cache, or null (then the commit reads them). */
+  private record Seen(MigrationRecord migration, Stat migrationStat, VmRecord vm, Stat vmStat) {
+    static Seen from(Cached cache, String migrationId) {
+      var m = cache.get(ZkPaths.migration(migrationId));
+      if (m == null || m.getStat() == null || m.getData() == null) {
+        return null;
+      }
+      MigrationRecord migration = Records.migration(m.getPath(), m.getData());
+      var vm = cache.get(ZkPaths.vm(migration.getVm()));
+      if (vm == null || vm.getStat() == null || vm.getData() == null) {
+        return null;
+      }
+      return new Seen(migration, m.getStat(), Records.vm(vm.getPath(), vm.getData()), vm.getStat());
     }
   }
 
@@ -103,11 +119,11 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
       Stat vmStat = new Stat();
       MigrationRecord m;
       VmRecord vm;
-      Prepared early = attempt == 1 ? prepared : null;
       try {
-        if (early != null && early.migrationId().equals(migrationId)) {
-          // Read just before the pause: the multi's version checks catch any change since, and
-          // the read-back then decides. Inside the pause this leaves one round trip: the multi.
+        Seen early = attempt == 1 ? Seen.from(cached, migrationId) : null;
+        if (early != null) {
+          // As the watches last showed them: the multi's version checks catch any change since,
+          // and the read-back then decides. Inside the pause this leaves one round trip: the multi.
           m = early.migration();
           vm = early.vm();
           migrationStat = early.migrationStat();
@@ -118,17 +134,20 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
               zk.getData().storingStatIn(migrationStat).forPath(ZkPaths.migration(migrationId)));
           vm = Records.vm(ZkPaths.vm(m.getVm()), zk.getData().storingStatIn(vmStat).forPath(ZkPaths.vm(m.getVm())));
         }
+      } catch (InterruptedException e) {
+        throw e;
       } catch (Exception e) {
-        return permanent(migrationId, readBack(migrationId, opId, "reading the records before the commit failed: " + e),
-            "reading the records before the commit failed: " + e);
+        // Nothing was sent: no commit of ours can land.
+        return Result.refused("reading the records before the commit failed: " + e);
       }
       Result precondition = checkPreconditions(m, vm);
       if (precondition != null) {
-        return refuse(migrationId, precondition.reason());
+        return precondition;
       }
       long epoch = vm.getEpoch() + 1;
-      VmRecord moved = vm.toBuilder().setOwnerHost(m.getTargetHost()).setEpoch(epoch).build();
-      MigrationRecord committed = m.toBuilder().setCommitOpId(opId).setPhase(MigrationPhase.PHASE_CUTOVER).build();
+      VmRecord moved = vm.toBuilder().setOwnerHost(hostId).setEpoch(epoch).build();
+      // Only the committer's field: the phase stays the source's.
+      MigrationRecord committed = m.toBuilder().setCommitOpId(opId).build();
       try {
         CuratorOp checkMigration = zk.transactionOp().check().withVersion(migrationStat.getVersion())
             .forPath(ZkPaths.migration(migrationId));
@@ -155,19 +174,54 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
       } catch (InterruptedException e) {
         throw e;
       } catch (Exception e) {
-        return permanent(migrationId, readBack(migrationId, opId, "the commit failed: " + e), "the commit failed: " + e);
+        // A connection lost with the multi in flight: it may have landed, or land in a retry still
+        // queued. Only the records can tell; until they do the guest stays paused.
+        Result back = readBack(migrationId, opId, "the commit failed: " + e);
+        return back.outcome() == Outcome.REFUSED && back.reason().isEmpty()
+            ? Result.unknown("the commit failed (" + e + ") and the records do not show it yet") : back;
       }
     }
-    return refuse(migrationId, "the records kept changing during the commit (" + ATTEMPTS_MAX + " attempts)");
+    return Result.refused("the records kept changing during the commit (" + ATTEMPTS_MAX + " attempts)");
   }
 
   /**
-   * A read-back that says "not landed, still open" after a failed multi is made final before the
-   * source may resume: the record is marked aborted (version-checked), so the multi, should a
-   * retry of it still be in flight, can no longer land.
+   * Source: the target's answer did not come. Finds the commit in the migration record, or makes
+   * sure none can land any more (the phase marked aborted under a version check), or says unknown.
    */
-  private Result permanent(String migrationId, Result back, String why) throws InterruptedException {
-    return back.outcome() == Outcome.REFUSED && back.reason().isEmpty() ? refuse(migrationId, why) : back;
+  @Override
+  public Result settle(String migrationId, String why) throws InterruptedException {
+    long deadline = System.nanoTime() + readBackMillisMax * 1_000_000L;
+    Exception last = null;
+    while (System.nanoTime() < deadline) {
+      try {
+        ZkSync.sync(zk, ZkPaths.migration(migrationId));
+        Stat stat = new Stat();
+        MigrationRecord m = Records.migration(ZkPaths.migration(migrationId),
+            zk.getData().storingStatIn(stat).forPath(ZkPaths.migration(migrationId)));
+        if (!m.getCommitOpId().isEmpty()) {
+          LOG.info("migration {}: {}; the commit is recorded ({})", migrationId, why, m.getCommitOpId());
+          return Result.committed(m.getVmEpoch() + 1);
+        }
+        if (!MigrationStates.sourceMayProceed(m)) {
+          // Closed or refused already: a commit's precondition fails, and its versions are stale.
+          return Result.refused(why + "; the migration is " + m.getState()
+              + (m.getPhase() == MigrationPhase.PHASE_ABORTED ? " and refused" : "") + " without a commit");
+        }
+        zk.setData().withVersion(stat.getVersion()).forPath(ZkPaths.migration(migrationId), Records.bytes(
+            m.toBuilder().setPhase(MigrationPhase.PHASE_ABORTED).build()));
+        return Result.refused(why + "; no commit is recorded and none can land now");
+      } catch (KeeperException.BadVersionException e) {
+        // changed meanwhile (perhaps by the commit): look again
+      } catch (KeeperException.NoNodeException e) {
+        return Result.refused(why + "; the migration record is gone, so no commit can land");
+      } catch (InterruptedException e) {
+        throw e;
+      } catch (Exception e) {
+        last = e;
+        Thread.sleep(100);
+      }
+    }
+    return Result.unknown(why + "; and the migration record could not be settled: " + last);
   }
 
   /** Why the commit must not happen, or null if it may. */
@@ -179,9 +233,12 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
       return Result.refused("the migration is " + m.getState()
           + (m.getPhase() == MigrationPhase.PHASE_ABORTED ? " and refused" : "") + " in the cluster record");
     }
-    if (!vm.getOwnerHost().equals(sourceHost) || vm.getEpoch() != m.getVmEpoch()) {
+    if (!m.getTargetHost().equals(hostId)) {
+      return Result.refused("the migration moves " + m.getVm() + " to " + m.getTargetHost() + ", not to " + hostId);
+    }
+    if (!vm.getOwnerHost().equals(m.getSourceHost()) || vm.getEpoch() != m.getVmEpoch()) {
       return Result.refused("the VM " + vm.getSpec().getName() + " is owned by " + vm.getOwnerHost() + " at epoch "
-          + vm.getEpoch() + ", not by " + sourceHost + " at epoch " + m.getVmEpoch());
+          + vm.getEpoch() + ", not by " + m.getSourceHost() + " at epoch " + m.getVmEpoch());
     }
     return null;
   }
@@ -208,7 +265,7 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
           return Result.unknown("another commit " + m.getCommitOpId() + " is recorded");
         }
         if (m.getCancelRequested() || !MigrationStates.sourceMayProceed(m)) {
-          return refuse(migrationId, m.getCancelRequested() ? "cancelled by the operator before the commit"
+          return Result.refused(m.getCancelRequested() ? "cancelled by the operator before the commit"
               : "the migration is " + m.getState() + " in the cluster record");
         }
         return Result.refused(""); // not landed, still open: retry
@@ -220,34 +277,5 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
       }
     }
     return Result.unknown(why + "; and the migration record could not be read back: " + last);
-  }
-
-  /** Marks the migration aborting (version-checked) so nothing can commit it later, then refuses. */
-  private Result refuse(String migrationId, String reason) throws InterruptedException {
-    for (int attempt = 0; attempt < ATTEMPTS_MAX; attempt++) {
-      try {
-        Stat stat = new Stat();
-        MigrationRecord m = Records.migration(ZkPaths.migration(migrationId),
-            zk.getData().storingStatIn(stat).forPath(ZkPaths.migration(migrationId)));
-        if (!m.getCommitOpId().isEmpty()) {
-          return Result.unknown("a commit " + m.getCommitOpId() + " is recorded after all");
-        }
-        if (!MigrationStates.sourceMayProceed(m)) {
-          return Result.refused(reason); // already closed or refused: nobody can commit it
-        }
-        // The source's own field: the version changes, so a commit still being retried cannot
-        // land; the coordinator settles the state from the report the source writes next.
-        zk.setData().withVersion(stat.getVersion()).forPath(ZkPaths.migration(migrationId), Records.bytes(
-            m.toBuilder().setPhase(MigrationPhase.PHASE_ABORTED).build()));
-        return Result.refused(reason);
-      } catch (KeeperException.BadVersionException e) {
-        // changed meanwhile: look again
-      } catch (InterruptedException e) {
-        throw e;
-      } catch (Exception e) {
-        return Result.unknown(reason + "; and the refusal could not be recorded: " + e);
-      }
-    }
-    return Result.unknown(reason + "; and the refusal could not be recorded: the record kept changing");
   }
 }

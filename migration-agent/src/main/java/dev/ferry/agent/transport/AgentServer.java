@@ -52,7 +52,7 @@ import org.slf4j.LoggerFactory;
  * a fixed deadline of {@link #HANDSHAKE_DEADLINE_SECONDS} from accept (not restarted by what it
  * sends), and at most {@link #UNAUTHENTICATED_CONNECTIONS_MAX} such connections at a time.
  *
- * <p>Event loops never block: what may (ZooKeeper reads, admission and allocation, confirming a
+ * <p>Event loops never block: what may (ZooKeeper reads, admission and allocation, the
  * commit, admin requests) runs on the server's executors while the connection stops reading, and
  * the connection goes on once it is done. A migration whose source goes silent for
  * {@link #SOURCE_IDLE_SECONDS} is aborted.
@@ -80,7 +80,7 @@ public final class AgentServer implements AutoCloseable {
   private final AtomicInteger unauthenticated = new AtomicInteger();
   private final RateLimitedLog refusals = new RateLimitedLog(LOG, REFUSAL_LOG_EVERY_MILLIS);
   private final ExecutorService handshakeWork = pool("agent-handshake", HANDSHAKE_THREADS);
-  /** Commits are confirmed on threads of their own: a paused guest never waits behind a handshake. */
+  /** Commits run on threads of their own: a paused guest never waits behind a handshake. */
   private final ExecutorService switchoverWork = pool("agent-switchover", SWITCHOVER_THREADS);
   private final ExecutorService adminWork = pool("agent-admin", ADMIN_THREADS);
   private final MigrationTls tls;
@@ -201,7 +201,7 @@ public final class AgentServer implements AutoCloseable {
     }
     handshakeWork.shutdownNow();
     adminWork.shutdownNow();
-    switchoverWork.shutdown(); // a commit being confirmed finishes
+    switchoverWork.shutdown(); // a commit under way finishes
   }
 
   /**
@@ -450,7 +450,7 @@ public final class AgentServer implements AutoCloseable {
         }
       };
       try {
-        (step == Step.CONFIRM_COMMIT ? switchoverWork : handshakeWork).execute(task);
+        (step == Step.COMMIT ? switchoverWork : handshakeWork).execute(task);
       } catch (RejectedExecutionException e) {
         then.accept(null, new TargetMigration.Refused("host " + host.hostId() + " is shutting down"));
         resumeDelivery();

@@ -33,9 +33,9 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The cutover commit against a real ZooKeeper server: what lands together, what is refused (and
- * made permanent), and what is reported unknown. web-1 runs on host-a at epoch 3; migration m-1
- * moves it to host-b.
+ * The cutover against a real ZooKeeper server: the target's commit (what lands together, what is
+ * refused, what is reported unknown) and the source's settle when it hears nothing (the commit
+ * found, or made impossible). web-1 runs on host-a at epoch 3; migration m-1 moves it to host-b.
  */
 @Timeout(value = 2, unit = TimeUnit.MINUTES)
 class ZkCutoverAuthorityTest {
@@ -84,7 +84,7 @@ class ZkCutoverAuthorityTest {
     assertEquals(4, moved.getEpoch());
     MigrationRecord committed = readMigration();
     assertTrue(committed.getCommitOpId().startsWith("op-"), committed.toString());
-    assertEquals(MigrationPhase.PHASE_CUTOVER, committed.getPhase());
+    assertEquals(MigrationPhase.PHASE_STOP_AND_COPY, committed.getPhase(), "the phase is the source's to write");
     assertEquals(MigrationState.MIGRATION_RUNNING, committed.getState(), "the source completes it, not the commit");
     // One transaction: both records written exactly once, in the same ZooKeeper transaction.
     Stat vmAfter = stat(ZkPaths.vm(VM));
@@ -95,9 +95,8 @@ class ZkCutoverAuthorityTest {
   }
 
   @Test
-  void aBenignChangeBetweenPrepareAndCommitIsRetriedAndCommits() throws Exception {
-    ZkCutoverAuthority authority = authority();
-    authority.prepare(ID);
+  void aBenignChangeAfterTheCacheLooksIsRetriedAndCommits() throws Exception {
+    ZkCutoverAuthority authority = authority().withCache(snapshot());
     // A progress report lands after the records were read: the multi's version check fails once.
     updateMigration(m -> m.toBuilder().setProgress(MigrationProgress.newBuilder().setGuestBytesSent(1 << 20)).build());
 
@@ -112,9 +111,8 @@ class ZkCutoverAuthorityTest {
   }
 
   @Test
-  void aCancelAfterPrepareRefusesTheCommitAndChangesNoOwnership() throws Exception {
-    ZkCutoverAuthority authority = authority();
-    authority.prepare(ID);
+  void aCancelAfterTheCacheLooksRefusesTheCommitAndChangesNoOwnership() throws Exception {
+    ZkCutoverAuthority authority = authority().withCache(snapshot());
     updateMigration(m -> m.toBuilder().setCancelRequested(true).build());
     Stat vmBefore = stat(ZkPaths.vm(VM));
 
@@ -127,18 +125,13 @@ class ZkCutoverAuthorityTest {
     assertEquals(3, readVm().getEpoch());
     MigrationRecord refused = readMigration();
     assertTrue(refused.getCommitOpId().isEmpty(), refused.toString());
-    // Made permanent before it is reported: the source marks its phase ABORTED (a version-checked
-    // write of its own field), so no retry of the multi can land after the source resumes; the
-    // coordinator then settles the state from the source's report.
-    assertEquals(MigrationPhase.PHASE_ABORTED, refused.getPhase());
+    assertEquals(MigrationPhase.PHASE_STOP_AND_COPY, refused.getPhase(), "the target writes nothing when it refuses");
     assertEquals(MigrationState.MIGRATION_RUNNING, refused.getState(), "the state is the coordinator's to write");
-    assertFalse(MigrationStates.sourceMayProceed(refused));
   }
 
   @Test
-  void aVmMovedByAnotherWriterAfterPrepareIsNotMovedAgain() throws Exception {
-    ZkCutoverAuthority authority = authority();
-    authority.prepare(ID);
+  void aVmMovedByAnotherWriterAfterTheCacheLooksIsNotMovedAgain() throws Exception {
+    ZkCutoverAuthority authority = authority().withCache(snapshot());
     // Someone else moved web-1 (the records the commit read are now stale).
     zk.setData().forPath(ZkPaths.vm(VM), Records.bytes(vm("host-c", 4)));
     Stat vmBefore = stat(ZkPaths.vm(VM));
@@ -151,7 +144,6 @@ class ZkCutoverAuthorityTest {
     assertEquals(4, readVm().getEpoch());
     MigrationRecord refused = readMigration();
     assertTrue(refused.getCommitOpId().isEmpty(), refused.toString());
-    assertEquals(MigrationPhase.PHASE_ABORTED, refused.getPhase());
   }
 
   @Test
@@ -164,9 +156,6 @@ class ZkCutoverAuthorityTest {
     assertEquals(Outcome.REFUSED, result.outcome(), result.reason());
     assertTrue(result.reason().contains("epoch 3"), result.reason());
     assertEquals(vmBefore.getVersion(), stat(ZkPaths.vm(VM)).getVersion(), "the VM record was not written");
-    assertEquals(MigrationPhase.PHASE_ABORTED, readMigration().getPhase());
-    // Refused for good: a second attempt finds the migration closed.
-    assertEquals(Outcome.REFUSED, authority().commit(ID).outcome());
     assertEquals("host-a", readVm().getOwnerHost());
   }
 
@@ -188,16 +177,15 @@ class ZkCutoverAuthorityTest {
     MigrationRecord committed = readMigration();
     assertFalse(committed.getCommitOpId().isEmpty());
     assertEquals(MigrationState.MIGRATION_RUNNING, committed.getState(), "not marked aborted by the failed replay");
-    assertEquals(MigrationPhase.PHASE_CUTOVER, committed.getPhase(), "not marked aborted by the failed replay");
+    assertEquals(MigrationPhase.PHASE_STOP_AND_COPY, committed.getPhase(), "not marked aborted by the failed replay");
   }
 
   @Test
   void aCommitRecordedByAnotherOperationIsUnknownNeverRefused() throws Exception {
-    ZkCutoverAuthority authority = authority();
-    authority.prepare(ID);
+    ZkCutoverAuthority authority = authority().withCache(snapshot());
     // Another commit of this migration landed in between (not ours: another operation id).
     zk.setData().forPath(ZkPaths.vm(VM), Records.bytes(vm("host-b", 4)));
-    updateMigration(m -> m.toBuilder().setCommitOpId("op-someone-else").setPhase(MigrationPhase.PHASE_CUTOVER).build());
+    updateMigration(m -> m.toBuilder().setCommitOpId("op-someone-else").build());
 
     Result result = authority.commit(ID);
 
@@ -216,8 +204,8 @@ class ZkCutoverAuthorityTest {
     impatient.start();
     try {
       assertTrue(impatient.blockUntilConnected(10, TimeUnit.SECONDS));
-      ZkCutoverAuthority authority = new ZkCutoverAuthority(impatient, "host-a", 0, READ_BACK_MILLIS);
-      authority.prepare(ID);
+      ZkCutoverAuthority authority = new ZkCutoverAuthority(impatient, "host-b", 0, READ_BACK_MILLIS)
+          .withCache(snapshot());
       zk.close();
       zk = null;
       server.close(); // ZooKeeper goes away between the last read and the multi
@@ -232,8 +220,95 @@ class ZkCutoverAuthorityTest {
     }
   }
 
+  @Test
+  void aMigrationToAnotherHostIsNotCommittedHere() throws Exception {
+    Result result = new ZkCutoverAuthority(zk, "host-c", 0, READ_BACK_MILLIS).commit(ID);
+
+    assertEquals(Outcome.REFUSED, result.outcome(), result.reason());
+    assertEquals("host-a", readVm().getOwnerHost());
+    assertTrue(readMigration().getCommitOpId().isEmpty());
+  }
+
+  @Test
+  void aSourceThatHearsNothingFindsTheCommitTheTargetMade() throws Exception {
+    assertEquals(Outcome.COMMITTED, authority().commit(ID).outcome());
+
+    Result settled = source().settle(ID, "link lost");
+
+    assertEquals(Outcome.COMMITTED, settled.outcome(), settled.reason());
+    assertEquals(4, settled.epoch());
+    assertEquals(MigrationPhase.PHASE_STOP_AND_COPY, readMigration().getPhase(), "nothing written");
+  }
+
+  @Test
+  void aSettleBeforeTheCommitMakesTheCommitImpossible() throws Exception {
+    // The target read the records (its cache) before the source gave up on it.
+    ZkCutoverAuthority target = authority().withCache(snapshot());
+
+    Result settled = source().settle(ID, "link lost");
+
+    assertEquals(Outcome.REFUSED, settled.outcome(), settled.reason());
+    MigrationRecord fenced = readMigration();
+    assertEquals(MigrationPhase.PHASE_ABORTED, fenced.getPhase(), "the source's own field, version-checked");
+    assertFalse(MigrationStates.sourceMayProceed(fenced));
+    // The target's multi, late, with the versions it saw: it cannot land, and it re-reads the refusal.
+    Result late = target.commit(ID);
+    assertEquals(Outcome.REFUSED, late.outcome(), late.reason());
+    assertEquals("host-a", readVm().getOwnerHost(), "the source, which resumes, still owns the VM");
+    assertEquals(3, readVm().getEpoch());
+    assertTrue(readMigration().getCommitOpId().isEmpty());
+  }
+
+  @Test
+  void aSettleOfAMigrationTheCoordinatorEndedRefusesWithoutWriting() throws Exception {
+    updateMigration(m -> m.toBuilder().setState(MigrationState.MIGRATION_ABORTED).build());
+    Stat before = stat(ZkPaths.migration(ID));
+
+    Result settled = source().settle(ID, "link lost");
+
+    assertEquals(Outcome.REFUSED, settled.outcome(), settled.reason());
+    assertEquals(before.getVersion(), stat(ZkPaths.migration(ID)).getVersion());
+  }
+
+  @Test
+  void aSettleWithoutZooKeeperIsUnknown() throws Exception {
+    CuratorFramework impatient = CuratorFrameworkFactory.builder().connectString(server.connectString())
+        .sessionTimeoutMs(4_000).connectionTimeoutMs(500).retryPolicy(new RetryNTimes(0, 0))
+        .authorization("digest", CREDENTIALS.getBytes(java.nio.charset.StandardCharsets.UTF_8)).build();
+    impatient.start();
+    try {
+      assertTrue(impatient.blockUntilConnected(10, TimeUnit.SECONDS));
+      zk.close();
+      zk = null;
+      server.close();
+      server = null;
+
+      Result settled = new ZkCutoverAuthority(impatient, "host-a", 0, READ_BACK_MILLIS).settle(ID, "link lost");
+
+      assertEquals(Outcome.UNKNOWN, settled.outcome(), settled.reason());
+    } finally {
+      impatient.close();
+    }
+  }
+
+  /** The target's authority (host-b). */
   private ZkCutoverAuthority authority() {
+    return new ZkCutoverAuthority(zk, "host-b", 0, READ_BACK_MILLIS);
+  }
+
+  private ZkCutoverAuthority source() {
     return new ZkCutoverAuthority(zk, "host-a", 0, READ_BACK_MILLIS);
+  }
+
+  /** What a watch cache would hold now: both records with their stats, stale after the next write. */
+  private ZkCutoverAuthority.Cached snapshot() throws Exception {
+    java.util.Map<String, org.apache.curator.framework.recipes.cache.ChildData> seen = new java.util.HashMap<>();
+    for (String path : java.util.List.of(ZkPaths.vm(VM), ZkPaths.migration(ID))) {
+      Stat stat = new Stat();
+      byte[] data = zk.getData().storingStatIn(stat).forPath(path);
+      seen.put(path, new org.apache.curator.framework.recipes.cache.ChildData(path, stat, data));
+    }
+    return seen::get;
   }
 
   private static VmRecord vm(String owner, long epoch) {

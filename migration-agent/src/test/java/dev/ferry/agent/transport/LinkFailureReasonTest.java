@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import dev.ferry.engine.guest.GuestMemory;
 import dev.ferry.engine.precopy.LinkException;
-import dev.ferry.proto.Commit;
 import dev.ferry.proto.Control;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelOutboundHandlerAdapter;
@@ -23,11 +22,11 @@ import org.junit.jupiter.api.Test;
 class LinkFailureReasonTest {
   @Test
   void aWriteFailingWithoutAMessageNamesTheExceptionAndWhatWasSent() throws Exception {
-    assertEquals("sending COMMIT failed: the connection is closed (ClosedChannelException)",
+    assertEquals("sending DEVICE_STATE failed: the connection is closed (ClosedChannelException)",
         failedWrite(new ClosedChannelException()));
-    assertEquals("sending COMMIT failed: IOException: Broken pipe",
+    assertEquals("sending DEVICE_STATE failed: IOException: Broken pipe",
         failedWrite(new IOException(null, new IOException("Broken pipe"))));
-    assertEquals("sending COMMIT failed: IllegalStateException",
+    assertEquals("sending DEVICE_STATE failed: IllegalStateException",
         failedWrite(new IllegalStateException()));
   }
 
@@ -58,7 +57,7 @@ class LinkFailureReasonTest {
       writer.finish();
       // The target goes while the batch is being built.
       failWrites(link, new ClosedChannelException());
-      link.sendControl(Control.newBuilder().setCommit(Commit.getDefaultInstance()).build());
+      link.sendControl(Control.newBuilder().setDeviceState(dev.ferry.proto.DeviceState.getDefaultInstance()).build());
       org.junit.jupiter.api.Assertions.assertTrue(link.channel().closeFuture().await(30, TimeUnit.SECONDS));
       assertThrows(LinkException.class, () -> link.sendBatch(batch, writer, GuestMemory.PAGE_BYTES));
       batch.discard();
@@ -79,7 +78,7 @@ class LinkFailureReasonTest {
     });
   }
 
-  /** Sends a Commit over a real connection whose writes fail with {@code cause}; returns the link's reason. */
+  /** Sends a DeviceState over a real connection whose writes fail with {@code cause}; returns the link's reason. */
   private static String failedWrite(Throwable cause) throws Exception {
     NettyTransport transport = NettyTransport.create(NettyTransport.Kind.NIO, 1, "test");
     GuestMemory memory = GuestMemory.allocate(16L << 20);
@@ -87,7 +86,7 @@ class LinkFailureReasonTest {
       NettyMigrationLink link = NettyMigrationLink.connect(transport,
           new InetSocketAddress("127.0.0.1", peer.getLocalPort()), memory, 0, 5_000);
       failWrites(link, cause);
-      link.sendControl(Control.newBuilder().setCommit(Commit.getDefaultInstance()).build());
+      link.sendControl(Control.newBuilder().setDeviceState(dev.ferry.proto.DeviceState.getDefaultInstance()).build());
       // A failed write closes the link (after recording why): then the reason is there to read.
       org.junit.jupiter.api.Assertions.assertTrue(link.channel().closeFuture().await(30, TimeUnit.SECONDS));
       LinkException failed = assertThrows(LinkException.class, () -> link.pollControl(0));

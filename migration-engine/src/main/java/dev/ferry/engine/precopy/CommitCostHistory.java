@@ -4,17 +4,17 @@ import java.util.ArrayDeque;
 import java.util.Arrays;
 
 /**
- * What recent commits cost on this agent (the commit and the target's confirmation, as the
- * pause steps measured them): the downtime budget's reserve for the next commit is their median,
+ * What recent commits cost on migrations from this agent (the target's commit step, as the
+ * pause steps measured it): the downtime budget's reserve for the next commit is their median,
  * rounded up to whole milliseconds. Before any commit the caller's estimate stands.
  */
 public final class CommitCostHistory {
   public static final int SAMPLES_MAX = 15;
   private final ArrayDeque<Long> micros = new ArrayDeque<>();
 
-  /** Records one commit that took {@code commitMicros} plus {@code confirmMicros} inside the pause. */
-  public synchronized void record(long commitMicros, long confirmMicros) {
-    micros.addLast(Math.max(0, commitMicros) + Math.max(0, confirmMicros));
+  /** Records one commit that took {@code commitMicros} inside the pause. */
+  public synchronized void record(long commitMicros) {
+    micros.addLast(Math.max(0, commitMicros));
     while (micros.size() > SAMPLES_MAX) {
       micros.removeFirst();
     }

@@ -12,8 +12,8 @@ public interface ControlSink {
     CHECK_HELLO,
     /** Capacity, name and memory, after the source's proof. */
     ADMIT,
-    /** Confirming the commit and resuming the guest: inside the pause. */
-    CONFIRM_COMMIT
+    /** Committing the move and resuming the guest: inside the pause. */
+    COMMIT
   }
 
   void send(Control message);
@@ -27,7 +27,7 @@ public interface ControlSink {
   /**
    * Runs {@code work}, which may block, away from a thread that must not (an event loop), then
    * {@code then} with its result or what it threw, on that same worker thread (no further hop:
-   * the commit's confirmation resumes the guest right where it finished). Until {@code then} has
+   * the commit's worker resumes the guest right where the answer came). Until {@code then} has
    * returned the link delivers nothing more to the migration, so messages keep their order.
    * This default runs both on the caller's thread (a link whose thread may block).
    */

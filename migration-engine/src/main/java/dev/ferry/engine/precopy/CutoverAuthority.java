@@ -1,9 +1,18 @@
 package dev.ferry.engine.precopy;
 
 /**
- * Who makes a migration's move permanent. In a cluster it is one ZooKeeper multi-op (the VM's
- * owner and epoch move in the same transaction that marks the migration committed); between two
- * agents driven by hand it is the source's Commit message itself ({@link #LOCAL}).
+ * Who makes a migration's move permanent, and how each side learns the outcome.
+ *
+ * <p>The target commits: once it has checked the last pages and the vCPU state it calls
+ * {@link #commit} and resumes the guest only on COMMITTED — the commit's own answer is its proof,
+ * with no message or read after it. In a cluster the commit is one ZooKeeper multi-op (the VM's
+ * owner and epoch move in the transaction that marks the migration committed); between two agents
+ * driven by hand it is the target's own decision ({@link #LOCAL}).
+ *
+ * <p>The source hears the outcome from the target (Resumed, or Abort before any commit). When it
+ * cannot (the link broke, the target went silent) it calls {@link #settle}, which either finds the
+ * commit recorded or makes sure it can never land, so that the source resumes the guest only with
+ * proof that the target cannot run it.
  */
 public interface CutoverAuthority {
 
@@ -31,28 +40,22 @@ public interface CutoverAuthority {
     }
   }
 
-  /** What the commit is expected to add to the pause (round trips to the cluster's store), in ms. */
+  /** Source: what the commit is expected to add to the pause (the budget's reserve for it), in ms. */
   default long expectedCostMillis() {
     return 0;
   }
 
-  /**
-   * Called just before the guest pauses: an authority may read what its commit will check, so
-   * the commit inside the pause costs fewer round trips. Failures are for the commit to find.
-   */
-  default void prepare(String migrationId) throws InterruptedException {
-  }
-
-  /** Commits the move of the migration's guest to its target; the guest is paused, the target ready. */
+  /** Target: commits the move of the migration's guest to this host; the guest is paused and checked. */
   Result commit(String migrationId) throws InterruptedException;
 
   /**
-   * True if COMMITTED is final by itself (the target resumes from the record even if the source's
-   * Commit message never reaches it); false if the target's confirmation is the only proof.
+   * Source, when the target's answer did not come: COMMITTED if the commit is recorded, REFUSED once
+   * it is certain that no commit can land any more (made so if needed), UNKNOWN if that cannot be
+   * found out now. The guest is paused here.
    */
-  boolean authoritative();
+  Result settle(String migrationId, String why) throws InterruptedException;
 
-  /** Two agents without a cluster: the Commit message is the commit, the target's answer its proof. */
+  /** Two agents without a cluster: the target's check is the commit; a silent target leaves it unknown. */
   CutoverAuthority LOCAL = new CutoverAuthority() {
     @Override
     public Result commit(String migrationId) {
@@ -60,8 +63,8 @@ public interface CutoverAuthority {
     }
 
     @Override
-    public boolean authoritative() {
-      return false;
+    public Result settle(String migrationId, String why) {
+      return Result.unknown(why + "; standing alone there is no record to ask whether the target resumed the guest");
     }
   };
 }

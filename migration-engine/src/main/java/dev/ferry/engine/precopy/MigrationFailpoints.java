@@ -23,14 +23,14 @@ public interface MigrationFailpoints {
     AFTER_ROUND,
     /** Source: the guest has just paused for stop-and-copy. */
     AFTER_PAUSE,
-    /** Source: the target reported every page applied; the commit is next. */
+    /** Source: the last pages and the vCPU state are sent; the target decides from here. */
+    AFTER_FINAL_STATE,
+    /** Target: every page and the vCPU state checked out; the commit is next. */
     BEFORE_COMMIT,
-    /** Source: the commit is sent; the target's confirmation is next. */
-    AFTER_COMMIT_SENT,
-    /** Cluster, source: the commit multi-op landed; replay it as Curator's retry after a lost connection would. */
-    COMMIT_DUPLICATE,
-    /** Cluster, target: do not look at the watch for the commit; confirm by sync and read. */
-    COMMIT_WATCH_BLIND;
+    /** Target: the commit stands; the resume is next. */
+    AFTER_COMMIT,
+    /** Cluster, target: the commit multi-op landed; replay it as Curator's retry after a lost connection would. */
+    COMMIT_DUPLICATE;
 
     /** The name in the property: lower case with dashes ({@code after-pause}). */
     public String label() {

@@ -20,10 +20,11 @@ public final class PauseSteps {
   public static final String FINAL_COPY = "final_copy";
   /** The target checks the page count and checksums and restores the vCPU state. */
   public static final String TARGET_VERIFY = "target_verify";
-  /** The cutover authority commits (in a cluster: the ZooKeeper multi-op). */
+  /**
+   * The target commits the move (in a cluster: the ZooKeeper multi-op, whose answer is also its
+   * proof: no confirmation step follows).
+   */
   public static final String COMMIT = "commit";
-  /** The target confirms the commit (in a cluster: from its watch, or a sync and read). */
-  public static final String CONFIRM = "confirm";
   /** The target resumes the vCPUs, up to their first step. */
   public static final String RESUME = "resume";
   public static final String OTHER = "other";

@@ -12,7 +12,6 @@ import dev.ferry.engine.wire.Wire;
 import com.google.protobuf.ByteString;
 import dev.ferry.proto.Abort;
 import dev.ferry.proto.Auth;
-import dev.ferry.proto.Commit;
 import dev.ferry.proto.Control;
 import dev.ferry.proto.DeviceState;
 import dev.ferry.proto.GuestState;
@@ -74,12 +73,9 @@ public final class SourceMigration {
   private long startNanos;
   /** When the target confirmed the commit: the end of the migration (the digest after it is not counted). */
   private long completedNanos;
-  /** When the pause, the DeviceState sent and the target's readiness happened (the source's pause steps). */
-  private long[] switchover = new long[3];
-  private long commitNanos;
-  private long committedNanos;
-  private long commitSentNanos;
-  /** The message hops inside the pause (DeviceState, Ready, Commit), for the log; cross-clock, so one host only. */
+  /** When the pause happened and the DeviceState left (the source's pause steps). */
+  private long[] switchover = new long[2];
+  /** The message hop inside the pause (DeviceState), for the log; cross-clock, so one host only. */
   private String hops = "";
   /** The downtime budget as split for this migration (set when the pre-copy starts). */
   private DowntimeBudget budget;
@@ -207,7 +203,6 @@ public final class SourceMigration {
     moveTo(MigrationPhase.PRECOPY);
     precopy();
     moveTo(MigrationPhase.STOP_AND_COPY);
-    authority.prepare(migrationId); // reads what the commit checks while the guest still runs
     Guest.PauseInfo pause = guest.pause();
     paused = true;
     failpoints.hit(MigrationFailpoints.Point.AFTER_PAUSE);
@@ -220,14 +215,12 @@ public final class SourceMigration {
     sendRound(round + 1, false);
     GuestState state = guest.saveState();
     report.setStateAtPause(state);
-    link.sendControl(Control.newBuilder().setDeviceState(
-        DeviceState.newBuilder().setState(state).setPagesSentTotal(pagesSent)).build());
-    long deviceStateSentNanos = clock.nanoTime();
-    awaitControl(Control.BodyCase.READY, "the target to check the last pages");
-    switchover = new long[] {pause.pausedNanos(), deviceStateSentNanos, clock.nanoTime()};
-    failpoints.hit(MigrationFailpoints.Point.BEFORE_COMMIT);
+    // From the DeviceState on, the target decides: it checks the pages, commits and resumes. This
+    // side no longer owns the guest until it has proof that the target cannot run it.
     moveTo(MigrationPhase.CUTOVER);
-    commit(report);
+    switchover[0] = pause.pausedNanos();
+    awaitOutcome(report, Control.newBuilder().setDeviceState(
+        DeviceState.newBuilder().setState(state).setPagesSentTotal(pagesSent)).build());
   }
 
   private void handshake() throws InterruptedException {
@@ -464,76 +457,85 @@ public final class SourceMigration {
 
   private RuntimeException unexpected(Control message, String when) {
     if (message.getBodyCase() == Control.BodyCase.ABORT) {
-      return new MigrationFailure(MigrationPhase.ABORTED, "target aborted: " + message.getAbort().getReason());
+      return new MigrationFailure(MigrationPhase.ABORTED, "target aborted: " + message.getAbort().getReason(), true);
     }
     return new ProtocolException("unexpected " + message.getBodyCase() + " from the target " + when);
   }
 
-  private void commit(MigrationReport.Builder report) {
-    CutoverAuthority.Result decision;
-    commitNanos = clock.nanoTime();
+  /**
+   * The target's answer: Resumed (it committed and runs the guest), Abort (it refused before any
+   * commit: the guest runs here again). Without an answer — the link broke, the target went quiet,
+   * it sent nonsense — the authority settles: the commit is recorded, or it is made impossible
+   * and the guest runs here again, or nobody can tell yet and the guest stays paused.
+   */
+  private void awaitOutcome(MigrationReport.Builder report, Control deviceState) {
+    Control resumed;
+    String silence;
     try {
-      decision = authority.commit(migrationId);
-      committedNanos = clock.nanoTime();
+      switchover[1] = clock.nanoTime(); // before the send: the target may act on it before this thread runs again
+      link.sendControl(deviceState);
+      failpoints.hit(MigrationFailpoints.Point.AFTER_FINAL_STATE);
+      resumed = awaitControl(Control.BodyCase.RESUMED, "the target to commit and resume the guest");
+      finishCommitted(report, resumed.getResumed());
+      return;
+    } catch (MigrationFailure e) {
+      if (e.targetRefused) {
+        refuseAfterCutover(report, e.getMessage());
+        return;
+      }
+      silence = e.getMessage();
+    } catch (LinkException e) {
+      String refused = abortFromTarget();
+      if (refused != null) {
+        refuseAfterCutover(report, refused);
+        return;
+      }
+      silence = describe(e);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      decision = CutoverAuthority.Result.unknown("interrupted during the commit");
+      silence = "interrupted while the target committed";
     } catch (RuntimeException e) {
-      LOG.error("migration {}: commit failed unexpectedly", migrationId, e);
-      decision = CutoverAuthority.Result.unknown("commit failed: " + e);
+      silence = describe(e); // a protocol error, a fail point: the target's outcome is still what counts
+    }
+    CutoverAuthority.Result decision;
+    try {
+      decision = authority.settle(migrationId, "no answer from the target (" + silence + ")");
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      decision = CutoverAuthority.Result.unknown("interrupted while settling the commit (" + silence + ")");
+    } catch (RuntimeException e) {
+      LOG.error("migration {}: settling the commit failed unexpectedly", migrationId, e);
+      decision = CutoverAuthority.Result.unknown("settling the commit failed: " + e);
     }
     switch (decision.outcome()) {
-      case REFUSED -> {
-        // Nothing committed, and the record now says so for good: the guest may run here again.
-        refuseAfterCutover(report, decision.reason());
-        return;
-      }
-      case UNKNOWN -> {
-        phase = phase.moveTo(MigrationPhase.UNKNOWN);
-        report.setReason("commit outcome unknown (" + decision.reason() + "): the guest stays paused on "
-            + sourceHost + " until the outcome is read back");
-        LOG.error("migration {}: {}", migrationId, report.getReason());
-        return;
-      }
-      default -> { }
-    }
-    Control resumed;
-    try {
-      commitSentNanos = clock.nanoTime(); // before the send: the target may read it before this thread runs again
-      link.sendControl(Control.newBuilder().setCommit(Commit.newBuilder().setMigrationId(migrationId)
-          .setEpoch(decision.epoch())).build());
-      failpoints.hit(MigrationFailpoints.Point.AFTER_COMMIT_SENT);
-      resumed = awaitControl(Control.BodyCase.RESUMED, "the target to resume the guest");
-    } catch (LinkException | ProtocolException | MigrationFailure | InterruptedException e) {
-      if (e instanceof InterruptedException) {
-        Thread.currentThread().interrupt();
-      }
-      if (authority.authoritative()) {
+      case COMMITTED -> {
         // The record says the target owns the guest: it resumes from the record, not from us.
         completedNanos = clock.nanoTime();
         cpuNanos = cpuSinceStart();
         moveTo(MigrationPhase.COMPLETED);
         LOG.warn("migration {}: committed; the target did not confirm ({}), it resumes from the record",
-            migrationId, describe(e));
+            migrationId, silence);
         digestIfAsked(report);
-        return;
       }
-      phase = phase.moveTo(MigrationPhase.UNKNOWN);
-      report.setReason("commit sent but not confirmed (" + describe(e) + "): the guest stays paused on "
-          + sourceHost + " until the outcome is read back from the target");
-      LOG.error("migration {}: {}", migrationId, report.getReason());
-      return;
+      case REFUSED -> refuseAfterCutover(report, decision.reason());
+      default -> {
+        phase = phase.moveTo(MigrationPhase.UNKNOWN);
+        report.setReason("commit outcome unknown (" + decision.reason() + "): the guest stays paused on "
+            + sourceHost + " until the outcome is read back");
+        LOG.error("migration {}: {}", migrationId, report.getReason());
+      }
     }
+  }
+
+  private void finishCommitted(MigrationReport.Builder report, Resumed there) {
     completedNanos = clock.nanoTime();
     cpuNanos = cpuSinceStart();
     moveTo(MigrationPhase.COMPLETED);
-    Resumed there = resumed.getResumed();
     report.setTargetFirstStepNanos(awaitFirstStep(there.getResumedNanos()));
     report.setTargetCpuNs(there.getCpuNs());
-    if (there.getReadyNanos() != 0) {
-      hops = String.format(java.util.Locale.ROOT, "; hops (one host's clock): DeviceState %d us, Ready %d us, Commit %d us",
-          (there.getDeviceStateNanos() - switchover[1]) / 1000, (switchover[2] - there.getReadyNanos()) / 1000,
-          (there.getCommitNanos() - commitSentNanos) / 1000);
+    if (there.getDeviceStateNanos() != 0) {
+      hops = String.format(java.util.Locale.ROOT, "; hop (one host's clock): DeviceState %d us",
+          (there.getDeviceStateNanos() - switchover[1]) / 1000);
     }
     long downtimeNanos = Math.max(0, report.getTargetFirstStepNanos() - report.getSourceLastStepNanos());
     report.addAllPauseSteps(pauseSteps(downtimeNanos, report.getSourceLastStepNanos(), there,
@@ -548,8 +550,7 @@ public final class SourceMigration {
     measured.put(PauseSteps.STOP, switchover[0] - sourceLastStepNanos);
     measured.put(PauseSteps.FINAL_COPY, switchover[1] - switchover[0]);
     measured.put(PauseSteps.TARGET_VERIFY, there.getVerifyNs());
-    measured.put(PauseSteps.COMMIT, committedNanos - commitNanos);
-    measured.put(PauseSteps.CONFIRM, there.getConfirmNs());
+    measured.put(PauseSteps.COMMIT, there.getCommitNs());
     measured.put(PauseSteps.RESUME, there.getConfirmedNanos() == 0 ? 0 : targetFirstStepNanos - there.getConfirmedNanos());
     return PauseSteps.account(downtimeNanos, measured);
   }
@@ -564,7 +565,7 @@ public final class SourceMigration {
     }
   }
 
-  /** The authority said no (say, a cancel won the race): back to the source, as before any commit. */
+  /** The target refused, or the authority made the commit impossible: back to the source, as before any commit. */
   private void refuseAfterCutover(MigrationReport.Builder report, String reason) {
     phase = phase.moveTo(MigrationPhase.ABORTED);
     resumeHereAndTellTarget(report, reason);
@@ -722,10 +723,17 @@ public final class SourceMigration {
   private static final class MigrationFailure extends RuntimeException {
     private static final long serialVersionUID = 1L;
     private final transient MigrationPhase phase;
+    /** The target said Abort: its word that it will not run the guest (it sends none after a commit). */
+    private final boolean targetRefused;
 
     MigrationFailure(MigrationPhase phase, String reason) {
+      this(phase, reason, false);
+    }
+
+    MigrationFailure(MigrationPhase phase, String reason, boolean targetRefused) {
       super(reason, null, false, false);
       this.phase = phase;
+      this.targetRefused = targetRefused;
     }
   }
 }

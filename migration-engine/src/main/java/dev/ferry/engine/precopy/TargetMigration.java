@@ -15,7 +15,6 @@ import dev.ferry.proto.GuestSpec;
 import dev.ferry.proto.GuestState;
 import dev.ferry.proto.Hello;
 import dev.ferry.proto.HelloAck;
-import dev.ferry.proto.ReadyToResume;
 import dev.ferry.proto.Resumed;
 import dev.ferry.proto.RoundAck;
 import dev.ferry.proto.RoundEnd;
@@ -27,8 +26,11 @@ import org.slf4j.LoggerFactory;
 /**
  * The target side of one migration, fed by the transport one message at a time on one thread.
  * It admits the guest (zeroed memory, paused vCPUs), applies page batches straight into guest
- * memory, checks the final page count and vCPU state, and resumes the guest only on the source's
- * commit. Any failure before that frees everything it allocated.
+ * memory, checks the final page count and vCPU state, then commits the move itself (the
+ * {@link CutoverAuthority}: in a cluster one ZooKeeper multi-op) and resumes the guest on the
+ * commit's own answer. Any failure before the commit frees everything it allocated and tells the
+ * source, which then runs the guest again; a commit whose outcome is unknown keeps the guest paused
+ * until the records decide.
  */
 public final class TargetMigration {
   private static final Logger LOG = LoggerFactory.getLogger(TargetMigration.class);
@@ -38,7 +40,7 @@ public final class TargetMigration {
 
   /**
    * The agent's side: admission (capacity, names) and the guest registry. Netty-free. The calls
-   * that may block ({@link #expectIncoming}, {@link #admitIncoming}, {@link #confirmCommit},
+   * that may block ({@link #expectIncoming}, {@link #admitIncoming}, the authority's commit,
    * {@link #committedHere}) run through {@link ControlSink#offload}.
    */
   public interface Host {
@@ -68,11 +70,16 @@ public final class TargetMigration {
     void incomingCommitted(String migrationId, Guest guest, GuestState resumedFrom, CompletableFuture<byte[]> digest);
 
     /**
-     * Whether the move the source announces is really committed, with the VM now at {@code epoch}
-     * and owned here. Outside a cluster the source's word is the commit.
+     * Who commits the move of an admitted migration's guest to this host (outside a cluster, the
+     * target's own check: {@link CutoverAuthority#LOCAL}).
      */
-    default boolean confirmCommit(String migrationId, long epoch) {
-      return true;
+    default CutoverAuthority authority(String migrationId) {
+      return CutoverAuthority.LOCAL;
+    }
+
+    /** Fault injection at the target's steps of the cutover (tests); none by default. */
+    default MigrationFailpoints failpoints() {
+      return MigrationFailpoints.NONE;
     }
 
     /**
@@ -85,9 +92,9 @@ public final class TargetMigration {
     }
 
     /**
-     * The source went away while the guest waited for the commit. Return true to keep it paused
-     * while the host finds out how the commit went (it then calls {@link TargetMigration#resumeCommitted}
-     * or {@link TargetMigration#discard}); false frees it now.
+     * The commit's outcome is unknown (ZooKeeper could not be read back). Return true to keep the
+     * guest paused while the host finds out from the records (it then calls
+     * {@link TargetMigration#resumeCommitted} or {@link TargetMigration#discard}); false frees it now.
      */
     default boolean keepUndecided(String migrationId, TargetMigration migration) {
       return false;
@@ -110,8 +117,11 @@ public final class TargetMigration {
     }
   }
 
-  /** CHECKING and ADMITTING wait for the host off the transport's thread. */
-  private enum State { AWAIT_HELLO, CHECKING, AWAIT_AUTH, ADMITTING, RECEIVING, READY, RUNNING, FAILED }
+  /**
+   * CHECKING, ADMITTING and COMMITTING wait for the host off the transport's thread; UNDECIDED
+   * waits for the records to say how a commit with an unknown outcome went.
+   */
+  private enum State { AWAIT_HELLO, CHECKING, AWAIT_AUTH, ADMITTING, RECEIVING, COMMITTING, UNDECIDED, RUNNING, FAILED }
 
   private final Host host;
   private final ControlSink sink;
@@ -127,14 +137,14 @@ public final class TargetMigration {
   private boolean digest;
   private Expected expected;
   private byte[] nonce;
-  /** A commit is being confirmed (off the transport's thread). */
-  private boolean confirming;
+  private CutoverAuthority authority = CutoverAuthority.LOCAL;
   private GuestState resumedFrom;
   private long deviceStateNanos;
-  private long readyNanos;
+  /** When the pages and the state checked out: the commit starts. */
+  private long verifiedNanos;
   /** The --verify digest: its bookkeeping allocated before the pause, its instant fixed at the vCPU state. */
   private Guest.PendingDigest pendingDigest;
-  private long commitNanos;
+  /** When the commit stood (its answer, or the records read back). */
   private long confirmedNanos;
   private long committedEpoch;
 
@@ -186,7 +196,6 @@ public final class TargetMigration {
         case AUTH -> onAuth(message.getAuth().getProof().toByteArray());
         case ROUND_END -> onRoundEnd(message.getRoundEnd());
         case DEVICE_STATE -> onDeviceState(message);
-        case COMMIT -> onCommit(message.getCommit().getEpoch());
         case ABORT -> fail("source aborted: " + message.getAbort().getReason(), false);
         default -> throw new ProtocolException("unexpected " + message.getBodyCase() + " from the source");
       }
@@ -227,18 +236,13 @@ public final class TargetMigration {
   }
 
   /**
-   * The link dropped. Before the guest is ready it is freed. Once ready (waiting for the commit)
-   * the source may have committed just before going away: the host may keep the guest paused
-   * until it has read the outcome back.
+   * The link dropped. Before the last pages checked out the guest is freed. Once the commit is under
+   * way its outcome decides alone (the source settles from the records meanwhile); an undecided
+   * guest waits for the records.
    */
   public synchronized void onLinkLost(String reason) {
     linkUp = false;
-    if (state == State.RUNNING || state == State.FAILED) {
-      return;
-    }
-    if (state == State.READY && host.keepUndecided(migrationId, this)) {
-      LOG.warn("migration {}: link to source lost ({}) while {} waited for the commit: keeping it paused until"
-          + " the outcome is known", migrationId, reason, guest.name());
+    if (state == State.RUNNING || state == State.FAILED || state == State.COMMITTING || state == State.UNDECIDED) {
       return;
     }
     fail("link to source lost: " + reason, false);
@@ -323,6 +327,7 @@ public final class TargetMigration {
       return;
     }
     guest = admittedGuest;
+    authority = host.authority(migrationId);
     reader = new PageStreamReader(guest.memory());
     state = State.RECEIVING;
     LOG.info("migration {}: receiving {} ({})", migrationId, guest.name(),
@@ -382,68 +387,76 @@ public final class TargetMigration {
     guest.restoreState(resumedFrom);
     if (digest) {
       // The digest's instant: every page is here and checked, and nothing changes this memory
-      // until the resume (no page is taken once Ready; the vCPUs are paused), so memory now is
+      // until the resume (no page is taken after the DeviceState; the vCPUs are paused), so memory now is
       // memory at resume, which must equal the source's at pause.
       prepareDigest();
       pendingDigest.install();
     }
-    state = State.READY;
-    readyNanos = clock.nanoTime();
-    sink.send(Control.newBuilder().setReady(ReadyToResume.newBuilder().setPagesApplied(reader.pagesApplied())).build());
-  }
-
-  private void onCommit(long epoch) {
-    requireState(State.READY, "Commit");
-    if (confirming) {
-      throw new ProtocolException("a second Commit arrived");
-    }
-    commitNanos = clock.nanoTime();
-    confirming = true;
-    // The confirmation's worker resumes the guest itself: no thread hop inside the pause.
-    sink.offload(ControlSink.Step.CONFIRM_COMMIT, () -> host.confirmCommit(migrationId, epoch),
-        (confirmed, error) -> commitChecked(epoch, Boolean.TRUE.equals(confirmed)));
-  }
-
-  private void commitChecked(long epoch, boolean confirmed) {
-    synchronized (this) {
-      confirming = false;
-      confirmedNanos = clock.nanoTime();
-      if (state != State.READY) {
-        return; // decided meanwhile (the records resumed or discarded it)
+    // Everything checked: this host commits the move and resumes on the commit's answer. The
+    // commit's worker resumes the guest itself: no thread hop between the answer and the resume.
+    state = State.COMMITTING;
+    verifiedNanos = clock.nanoTime();
+    MigrationFailpoints failpoints = host.failpoints();
+    sink.offload(ControlSink.Step.COMMIT, () -> {
+      failpoints.hit(MigrationFailpoints.Point.BEFORE_COMMIT);
+      CutoverAuthority.Result result = authority.commit(migrationId);
+      if (result.outcome() == CutoverAuthority.Outcome.COMMITTED) {
+        failpoints.hit(MigrationFailpoints.Point.AFTER_COMMIT);
       }
-      if (!confirmed) {
-        // The cluster does not show the move (yet, or cannot be asked): resuming here could run the
-        // guest twice, and discarding it could lose the only copy if the commit did land. A host
-        // that can watch the records keeps it paused and decides from them.
-        if (host.keepUndecided(migrationId, this)) {
-          LOG.warn("migration {}: the commit at epoch {} is not visible yet: {} stays paused until the records decide",
-              migrationId, epoch, guest.name());
-          return;
-        }
-        fail("protocol error: the source announced a commit at epoch " + epoch + " that the cluster does not show",
-            true);
+      return result;
+    }, this::committed);
+  }
+
+  private void committed(CutoverAuthority.Result result, Throwable error) {
+    if (error != null) {
+      LOG.error("migration {}: the commit failed unexpectedly", migrationId, error);
+      result = CutoverAuthority.Result.unknown("the commit failed: " + error);
+    }
+    synchronized (this) {
+      confirmedNanos = clock.nanoTime();
+      if (state != State.COMMITTING) {
         return;
       }
+      switch (result.outcome()) {
+        case COMMITTED -> { } // resumed below, outside the lock
+        case REFUSED -> {
+          // Nothing landed and nothing can: the source gets the guest back on this word.
+          free("commit refused: " + result.reason(), true);
+          return;
+        }
+        default -> {
+          // Resuming here could run the guest twice, and discarding it could lose the only copy if
+          // the commit did land: keep it paused; the records decide (the source settles them).
+          if (host.keepUndecided(migrationId, this)) {
+            state = State.UNDECIDED;
+            LOG.warn("migration {}: commit outcome unknown ({}): {} stays paused until the records decide",
+                migrationId, result.reason(), guest.name());
+            sink.close(); // the source hears nothing more from here: it settles at once
+            return;
+          }
+          free("commit outcome unknown: " + result.reason(), false);
+          return;
+        }
+      }
     }
-    resumeCommitted(epoch);
+    resumeCommitted(result.epoch());
   }
 
   /**
-   * Resumes the guest here: the commit is known to stand (from the source's message, or read back
-   * by the host after the source went away). Takes what ownership needs beyond the pause (the
-   * lease) with the guest already running, outside this object's lock: the transport's thread
-   * never waits on it.
+   * Resumes the guest here: the commit is known to stand (its answer, or read back by the host
+   * from the records). Takes what ownership needs beyond the pause (the lease) with the guest
+   * already running, outside this object's lock: the transport's thread never waits on it.
    */
   public void resumeCommitted(long epoch) {
     Guest.PendingDigest memoryDigest;
     synchronized (this) {
-      if (state != State.READY) {
+      if (state != State.COMMITTING && state != State.UNDECIDED) {
         return;
       }
       committedEpoch = epoch;
       memoryDigest = pendingDigest;
       if (confirmedNanos == 0) {
-        confirmedNanos = clock.nanoTime(); // read back by the host after the source went away
+        confirmedNanos = clock.nanoTime();
       }
       guest.resume();
       state = State.RUNNING;
@@ -454,15 +467,14 @@ public final class TargetMigration {
         + " guest memory)", migrationId, guest.name(), reader.pagesApplied(), reader.pagesRaw(), reader.pagesLz4(),
         reader.pagesZero(), dev.ferry.common.Sizes.formatBytes(reader.bytesPlaced()));
     long cpuNanos = Math.max(0, cpu.processNanos() - cpuStartNanos);
-    LOG.info("migration {}: pause here: target_verify {} us; Commit arrived {} us after Ready; confirm {} us;"
-        + " resumed {} us after the confirmation; cpu {} ms", migrationId, (readyNanos - deviceStateNanos) / 1000,
-        commitNanos == 0 ? -1 : (commitNanos - readyNanos) / 1000, commitNanos == 0 ? -1 : (confirmedNanos - commitNanos) / 1000,
+    LOG.info("migration {}: pause here: target_verify {} us; commit {} us; resumed {} us after the commit; cpu {} ms",
+        migrationId, (verifiedNanos - deviceStateNanos) / 1000, (confirmedNanos - verifiedNanos) / 1000,
         (guest.resumedNanos() - confirmedNanos) / 1000, cpuNanos / 1_000_000);
     if (linkUp) {
       sink.send(Control.newBuilder().setResumed(Resumed.newBuilder().setResumedNanos(guest.resumedNanos())
-          .setVerifyNs(readyNanos - deviceStateNanos).setConfirmNs(commitNanos == 0 ? 0 : confirmedNanos - commitNanos)
+          .setVerifyNs(verifiedNanos - deviceStateNanos).setCommitNs(confirmedNanos - verifiedNanos)
           .setConfirmedNanos(confirmedNanos).setCpuNs(cpuNanos).setDeviceStateNanos(deviceStateNanos)
-          .setReadyNanos(readyNanos).setCommitNanos(commitNanos)).build());
+          .setEpoch(committedEpoch)).build());
       boolean steps = guest.spec().getWorkload().getDirtyRateBytesPerS() > 0;
       reportFirstStep(steps ? clock.nanoTime() + FIRST_STEP_WAIT_NANOS : 0, memoryDigest);
     } else if (memoryDigest != null) {
@@ -472,8 +484,8 @@ public final class TargetMigration {
 
   /** The host learned that the commit did not happen: free the waiting guest. */
   public synchronized void discard(String reason) {
-    if (state == State.READY) {
-      fail(reason, false);
+    if (state == State.UNDECIDED) {
+      free(reason, false);
     }
   }
 
@@ -500,6 +512,16 @@ public final class TargetMigration {
   }
 
   private void fail(String reason, boolean tellSource) {
+    if (state == State.COMMITTING || state == State.UNDECIDED) {
+      // Once the commit is under way only its outcome (or the records) may free the guest: a
+      // late or hostile message from the link must not throw away what may be the only copy.
+      LOG.warn("migration {}: ignored while the commit decides: {}", migrationId, reason);
+      return;
+    }
+    free(reason, tellSource);
+  }
+
+  private void free(String reason, boolean tellSource) {
     if (state == State.FAILED || state == State.RUNNING) {
       return;
     }

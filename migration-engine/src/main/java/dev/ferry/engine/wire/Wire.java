@@ -21,7 +21,8 @@ import dev.ferry.engine.guest.GuestMemory;
  * and the receiver can copy each page straight to its place.
  */
 public final class Wire {
-  public static final int PROTOCOL_VERSION = 1;
+  /** 2: the target commits the move itself once the last pages check out (1: the source sent Commit). */
+  public static final int PROTOCOL_VERSION = 2;
   public static final byte KIND_CONTROL = 1;
   public static final byte KIND_PAGES = 2;
 

@@ -21,7 +21,7 @@ class MigrationFailpointsTest {
     MigrationFailpoints f = MigrationFailpoints.parse("commit-duplicate, after-pause:throw");
     assertTrue(f.isSet(Point.COMMIT_DUPLICATE));
     assertTrue(f.isSet(Point.AFTER_PAUSE));
-    assertFalse(f.isSet(Point.COMMIT_WATCH_BLIND));
+    assertFalse(f.isSet(Point.AFTER_COMMIT));
     f.hit(Point.COMMIT_DUPLICATE); // set only: nothing happens at the point
     f.hit(Point.BEFORE_COMMIT);
     assertThrows(IllegalStateException.class, () -> f.hit(Point.AFTER_PAUSE));
