@@ -392,9 +392,9 @@ public final class BenchMigrate implements Callable<Integer> {
     return String.format(Locale.ROOT, "%n        downtime p50 %.2f ms, p95 %.2f ms, max %.2f ms; within the %s ms budget"
             + " in %d of %d (reserve for the commit: median %.0f ms); setup p50 %.0f ms%n        pause steps (median ms):"
             + " %s%n        CPU per migration (median): source %.0f ms, target %.0f ms; TCP baseline %.0f ms",
-        percentile(downtime, 50), percentile(downtime, 95), percentile(downtime, 100), done.get(0).get("max_downtime_ms"),
+        median(downtime), percentile(downtime, 95), percentile(downtime, 100), done.get(0).get("max_downtime_ms"),
         within, done.size(), median(done.stream().mapToDouble(r -> ((Long) r.get("commit_reserve_ms")).doubleValue())
-            .toArray()), percentile(setup, 50), steps,
+            .toArray()), median(setup), steps,
         median(results.stream().mapToDouble(r -> (Double) r.get("source_cpu_ms")).toArray()),
         median(results.stream().mapToDouble(r -> (Double) r.get("target_cpu_ms")).toArray()),
         median(results.stream().mapToDouble(r -> (Double) r.get("baseline_cpu_ms")).toArray()));

@@ -87,6 +87,8 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
   }
 
   private Cached cached = Cached.NONE;
+  /** This commit's operation id, made before the pause (a secure random number may take its time). */
+  private final String opId = "op-" + UUID.randomUUID();
 
   /** Target: take the first attempt's records from {@code cache}. */
   public ZkCutoverAuthority withCache(Cached cache) {
@@ -112,7 +114,7 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
 
   @Override
   public Result commit(String migrationId) throws InterruptedException {
-    String opId = "op-" + UUID.randomUUID();
+    String opId = this.opId;
     long started = System.nanoTime();
     for (int attempt = 1; attempt <= ATTEMPTS_MAX; attempt++) {
       Stat migrationStat = new Stat();
