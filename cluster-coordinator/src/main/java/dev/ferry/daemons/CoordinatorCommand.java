@@ -81,6 +81,11 @@ public final class CoordinatorCommand implements Callable<Integer> {
       description = "Concurrent migrations in the cluster (default: ${DEFAULT-VALUE}).", defaultValue = "8")
   String cluster;
 
+  @Option(names = "--events-kept", paramLabel = "N",
+      description = "Events the cluster's event log keeps in ZooKeeper, the latest; older ones are deleted "
+          + "(10 to 10000, default: ${DEFAULT-VALUE}). 'ferry events' reads them.", defaultValue = "1000")
+  String eventsKept;
+
   @Override
   public Integer call() throws Exception {
     var err = spec.commandLine().getErr();
@@ -88,6 +93,7 @@ public final class CoordinatorCommand implements Callable<Integer> {
     InetSocketAddress listenAddress;
     String token;
     Planner.Limits limits;
+    int events;
     dev.ferry.agent.transport.MigrationTls tls;
     try {
       if (config != null) {
@@ -110,6 +116,9 @@ public final class CoordinatorCommand implements Callable<Integer> {
       } catch (IllegalArgumentException e) {
         throw new InvalidConfigException("migrations-*", e.getMessage());
       }
+      events = AgentCommand.parseInt("events-kept", eventsKept);
+      InvalidConfigException.requireRange("events-kept", events, dev.ferry.cluster.coordinator.EventLog.KEPT_MIN,
+          dev.ferry.cluster.coordinator.EventLog.KEPT_MAX);
     } catch (InvalidConfigException e) {
       err.println("ferry coordinator: " + e.getMessage());
       return ExitCodes.USAGE;
@@ -117,7 +126,7 @@ public final class CoordinatorCommand implements Callable<Integer> {
     dev.ferry.agent.BlockingCheck.installIfAsked();
     String name = id != null ? id : "coordinator-" + ProcessHandle.current().pid();
     EmbeddedZooKeeper embedded = null;
-    Coordinator coordinator = new Coordinator(name, zkSettings, limits);
+    Coordinator coordinator = new Coordinator(name, zkSettings, limits, events);
     ApiServer api = new ApiServer(coordinator, token, tls.logged("coordinator " + name));
     try {
       if (embeddedZkData != null) {

@@ -67,6 +67,8 @@ import org.slf4j.LoggerFactory;
  *   GET    /v1/migrations/ID              MigrationRecord
  *   POST   /v1/migrations                 StartMigrationRequest -> MigrationRecord
  *   POST   /v1/migrations/ID/cancel       MigrationRecord
+ *   GET    /v1/events[?after=SEQ][&limit=N]   EventList (after SEQ, oldest first; without after: the last N;
+ *                                         N 1..1000, default 100; a standby answers too)
  * </pre>
  */
 public final class ApiServer implements AutoCloseable {
@@ -219,6 +221,9 @@ public final class ApiServer implements AutoCloseable {
       if (collection.equals("migrations")) {
         return migrations(request, method, path);
       }
+      if (collection.equals("events") && path.size() == 2 && method.equals(HttpMethod.GET)) {
+        return events(uri);
+      }
       return error(HttpResponseStatus.NOT_FOUND, "no such endpoint: " + method + " " + uri.path());
     } catch (Refused e) {
       ApiError.Builder err = ApiError.newBuilder().setError(e.getMessage());
@@ -305,6 +310,47 @@ public final class ApiServer implements AutoCloseable {
       }
     }
     return error(HttpResponseStatus.NOT_FOUND, "no such endpoint: " + method + " /" + String.join("/", path));
+  }
+
+  /** Events in a request when it does not say how many. */
+  private static final int EVENTS_LIMIT_DEFAULT = 100;
+
+  /** Read from ZooKeeper by any coordinator: the log is the same for the leader and a standby. */
+  private Answer events(QueryStringDecoder uri) throws Exception {
+    long after = -1;
+    int limit = EVENTS_LIMIT_DEFAULT;
+    for (java.util.Map.Entry<String, List<String>> p : uri.parameters().entrySet()) {
+      String field = p.getKey();
+      if (!field.equals("after") && !field.equals("limit")) {
+        throw new BadRequest(quoted(field) + ": no such parameter (after, limit)");
+      }
+      if (p.getValue().size() != 1) {
+        throw new BadRequest(field + ": given " + p.getValue().size() + " times");
+      }
+      String value = p.getValue().get(0);
+      if (field.equals("after")) {
+        after = number(field, value, 0, Long.MAX_VALUE);
+      } else {
+        limit = (int) number(field, value, 1, dev.ferry.cluster.coordinator.EventLog.READ_LIMIT_MAX);
+      }
+    }
+    return ok(coordinator.readEvents(after, limit));
+  }
+
+  private static long number(String field, String value, long min, long max) throws BadRequest {
+    long n;
+    try {
+      if (value.length() > 19 || !value.chars().allMatch(c -> c >= '0' && c <= '9') || value.isEmpty()) {
+        throw new NumberFormatException();
+      }
+      n = Long.parseLong(value);
+    } catch (NumberFormatException e) {
+      throw new BadRequest(field + ": " + quoted(value) + " is not a whole number from " + min + " to " + max);
+    }
+    if (n < min || n > max) {
+      throw new BadRequest(field + ": " + n + " is out of range (" + min + " to " + max + ")");
+    }
+    return n;
   }
 
   /** The guest as the host that runs it reports it (read-only; the agent answers listing and status only). */

@@ -27,16 +27,24 @@ public final class Coordinator implements AutoCloseable {
   private final String id;
   private final ZkSettings zkSettings;
   private final Planner.Limits limits;
+  private final int eventsKept;
   private CuratorFramework zk;
   private ClusterCaches caches;
   private Leadership leadership;
   private LeaderLoop loop;
+  private volatile EventLog events;
   private volatile OperatorRequests requests;
 
   public Coordinator(String id, ZkSettings zkSettings, Planner.Limits limits) {
+    this(id, zkSettings, limits, EventLog.KEPT_DEFAULT);
+  }
+
+  /** {@code eventsKept}: how many of the latest events the log keeps ({@link EventLog#checkKept}). */
+  public Coordinator(String id, ZkSettings zkSettings, Planner.Limits limits, int eventsKept) {
     this.id = id;
     this.zkSettings = zkSettings;
     this.limits = limits;
+    this.eventsKept = EventLog.checkKept(eventsKept);
   }
 
   /** Connects, joins the leader election and, while leading, serves; {@code apiUrl} is where its API listens. */
@@ -52,8 +60,10 @@ public final class Coordinator implements AutoCloseable {
     caches = new ClusterCaches(zk, id, this::wake);
     leadership = new Leadership(zk, id, apiUrl, this::wake);
     FencedUpdates updates = new FencedUpdates(zk, leadership);
-    loop = new LeaderLoop(id, limits, zk, caches, leadership, updates);
-    requests = new OperatorRequests(id, apiUrl, zk, caches, leadership, updates, this::wake);
+    EventLog log = new EventLog(zk, leadership, eventsKept);
+    loop = new LeaderLoop(id, limits, zk, caches, leadership, updates, log);
+    requests = new OperatorRequests(id, apiUrl, zk, caches, leadership, updates, this::wake, log);
+    events = log;
     caches.start();
     leadership.start();
     loop.start();
@@ -64,7 +74,7 @@ public final class Coordinator implements AutoCloseable {
 
   private void createParents() throws Exception {
     for (String path : List.of(ZkPaths.HOSTS, ZkPaths.INVENTORY, ZkPaths.VMS, ZkPaths.MIGRATIONS, ZkPaths.COORDINATOR,
-        ZkPaths.RETIRED)) {
+        ZkPaths.RETIRED, ZkPaths.EVENTS)) {
       try {
         zk.create().creatingParentsIfNeeded().forPath(path);
       } catch (KeeperException.NodeExistsException ignored) {
@@ -100,6 +110,20 @@ public final class Coordinator implements AutoCloseable {
   /** The records as the caches hold them now. */
   public ClusterView view() {
     return caches.view();
+  }
+
+  /** The event log: the leader appends to it, any coordinator reads it. */
+  public EventLog events() throws Refused {
+    EventLog e = events;
+    if (e == null) {
+      throw new Refused(503, "coordinator " + id + " is starting");
+    }
+    return e;
+  }
+
+  /** Up to {@code limit} events after {@code after} (negative: the last {@code limit}); leader or standby. */
+  public dev.ferry.proto.EventList readEvents(long after, int limit) throws Exception {
+    return events().read(after, limit);
   }
 
   /** The operator's requests; until started, this coordinator refuses them as a standby does. */

@@ -25,8 +25,11 @@ import org.slf4j.LoggerFactory;
 final class Leadership implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(Leadership.class);
 
-  /** The leader's fencing token: the epoch and the epoch node's version its writes check. */
-  record Fence(long epoch, int version) {}
+  /**
+   * The leader's fencing token: the epoch and the epoch node's version its writes check; and the
+   * coordinator that led before it (empty if none), for the event that says who took over.
+   */
+  record Fence(long epoch, int version, String previousLeader) {}
 
   /** A fenced write failed because a newer leader exists. */
   static final class DeposedException extends Refused {
@@ -98,7 +101,7 @@ final class Leadership implements AutoCloseable {
         try {
           Stat written = zk.setData().withVersion(stat.getVersion()).forPath(ZkPaths.COORDINATOR_EPOCH,
               Records.bytes(next));
-          fence = new Fence(next.getEpoch(), written.getVersion());
+          fence = new Fence(next.getEpoch(), written.getVersion(), current.getLeaderId());
           LOG.info("coordinator {} leads the cluster (epoch {})", id, next.getEpoch());
           onLeading.run();
           return;

@@ -35,9 +35,10 @@ public final class OperatorRequests {
   private final FencedUpdates updates;
   /** Wakes the leader's loop: a new or cancelled migration is acted on at once. */
   private final Runnable wake;
+  private final EventLog events;
 
   OperatorRequests(String id, String apiUrl, CuratorFramework zk, ClusterCaches caches, Leadership leadership,
-      FencedUpdates updates, Runnable wake) {
+      FencedUpdates updates, Runnable wake, EventLog events) {
     this.id = id;
     this.apiUrl = apiUrl;
     this.zk = zk;
@@ -45,6 +46,7 @@ public final class OperatorRequests {
     this.leadership = leadership;
     this.updates = updates;
     this.wake = wake;
+    this.events = events;
   }
 
   private void requireLeader() throws Refused {
@@ -81,6 +83,9 @@ public final class OperatorRequests {
       throw new Refused(409, "a VM named " + name + " already exists");
     }
     LOG.info("VM {} created on {}", name, placed.value());
+    events.append(dev.ferry.proto.EventKind.EVENT_VM_CREATED, EventLog.Subject.vm(name, placed.value()),
+        "VM " + name + " created on " + placed.value() + " (" + dev.ferry.common.Sizes.formatBytes(
+            request.getSpec().getMemoryBytes()) + ", " + request.getSpec().getVcpus() + (request.getSpec().getVcpus() == 1 ? " vCPU)" : " vCPUs)"));
     return vm;
   }
 
@@ -192,6 +197,8 @@ public final class OperatorRequests {
     leadership.write(List.of(zk.transactionOp().delete().withVersion(stat.getVersion()).forPath(ZkPaths.vm(name)),
         remember));
     LOG.info("VM {} deleted (last epoch {})", name, vm.getEpoch());
+    events.append(dev.ferry.proto.EventKind.EVENT_VM_DELETED, EventLog.Subject.vm(name, vm.getOwnerHost()),
+        "VM " + name + " deleted");
   }
 
   private VmRecord requireVm(String name) throws Exception {

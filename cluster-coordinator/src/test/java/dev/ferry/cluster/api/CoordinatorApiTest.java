@@ -236,6 +236,58 @@ class CoordinatorApiTest {
     assertEquals(503, send(apiA, "GET", "/v1/vms", null, TOKEN).statusCode(), "and it stopped acting as leader");
   }
 
+  @Test
+  void eventQueryParametersAreValidatedNamingTheField() throws Exception {
+    String[][] refused = {{"after=-1", "after: "}, {"after=abc", "after: "}, {"after=99999999999999999999", "after: "},
+        {"limit=0", "limit: "}, {"limit=1001", "limit: "}, {"limit=", "limit: "}, {"limit=1&limit=2", "limit: "},
+        {"colour=blue", "'colour': "}};
+    for (String[] query : refused) {
+      HttpResponse<String> answer = send(apiB, "GET", "/v1/events?" + query[0], null, TOKEN);
+      assertEquals(400, answer.statusCode(), query[0] + ": " + answer.body());
+      assertTrue(error(answer).getError().startsWith(query[1]), query[0] + ": " + answer.body());
+    }
+    assertEquals(200, send(apiA, "GET", "/v1/events?after=0&limit=1000", null, TOKEN).statusCode());
+    assertEquals(401, send(apiA, "GET", "/v1/events", null, null).statusCode());
+  }
+
+  @Test
+  void aHostJoiningAndAVmCreatedAreLoggedInOrderAndTheStandbyServesThem() throws Exception {
+    admin.create().creatingParentsIfNeeded().withMode(org.apache.zookeeper.CreateMode.EPHEMERAL)
+        .forPath(ZkPaths.host("h1"), Records.bytes(dev.ferry.proto.HostRecord.newBuilder()
+            .setFormatVersion(Records.FORMAT).setHostId("h1").setAddress("127.0.0.1:1").setCpuCores(2)
+            .setMemoryBytes(1L << 30).setCpuModel("test").setState(dev.ferry.proto.HostState.HOST_ACTIVE).build()));
+    await("the leader sees h1", () -> a.view().isUp("h1"));
+    await("h1's joining is in the log", () -> {
+      try {
+        return events(apiB).getEventsList().stream()
+            .anyMatch(e -> e.getKind() == dev.ferry.proto.EventKind.EVENT_HOST_JOINED);
+      } catch (Exception e) {
+        throw new AssertionError(e);
+      }
+    });
+    HttpResponse<String> create = send(apiA, "POST", "/v1/vms", createWeb1(), TOKEN);
+    assertEquals(201, create.statusCode(), create.body());
+
+    dev.ferry.proto.EventList list = events(apiB); // the standby answers reads of the log
+    assertEquals(java.util.List.of(dev.ferry.proto.EventKind.EVENT_COORDINATOR_LEADING,
+        dev.ferry.proto.EventKind.EVENT_HOST_JOINED, dev.ferry.proto.EventKind.EVENT_VM_CREATED),
+        list.getEventsList().stream().map(dev.ferry.proto.ClusterEvent::getKind).toList(), list.toString());
+    dev.ferry.proto.ClusterEvent created = list.getEvents(2);
+    assertEquals("web-1", created.getVm());
+    assertEquals("h1", created.getHost());
+    assertEquals("VM web-1 created on h1 (64.0 MiB, 1 vCPU)", created.getMessage());
+    assertEquals(a.epoch(), created.getCoordinatorEpoch());
+    assertEquals("host h1 joined the cluster", list.getEvents(1).getMessage());
+  }
+
+  private dev.ferry.proto.EventList events(ApiServer api) throws Exception {
+    HttpResponse<String> answer = send(api, "GET", "/v1/events", null, TOKEN);
+    assertEquals(200, answer.statusCode(), answer.body());
+    dev.ferry.proto.EventList.Builder list = dev.ferry.proto.EventList.newBuilder();
+    JsonFormat.parser().merge(answer.body(), list);
+    return list.build();
+  }
+
   /** A valid request to create web-1, as the CLI sends it. */
   private static String createWeb1() throws Exception {
     return JsonFormat.printer().preservingProtoFieldNames().print(dev.ferry.proto.CreateVmRequest.newBuilder()

@@ -47,6 +47,10 @@ public final class Records {
     return parse(path, data, MigrationRecord.parser(), MigrationRecord::getFormatVersion);
   }
 
+  public static dev.ferry.proto.ClusterEvent event(String path, byte[] data) {
+    return parse(path, data, dev.ferry.proto.ClusterEvent.parser(), dev.ferry.proto.ClusterEvent::getFormatVersion);
+  }
+
   public static CoordinatorEpoch epoch(String path, byte[] data) {
     return parse(path, data, CoordinatorEpoch.parser(), CoordinatorEpoch::getFormatVersion);
   }

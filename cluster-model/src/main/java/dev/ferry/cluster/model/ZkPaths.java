@@ -12,6 +12,8 @@ public final class ZkPaths {
   public static final String COORDINATOR_EPOCH = COORDINATOR + "/epoch";
   /** The last epoch of each deleted VM: a VM created again under its name continues above it. */
   public static final String RETIRED = ROOT + "/retired";
+  /** The cluster's event log: one node per event, named by its sequence number. */
+  public static final String EVENTS = ROOT + "/events";
 
   private ZkPaths() {}
 
@@ -34,6 +36,11 @@ public final class ZkPaths {
   /** Throws {@link dev.ferry.common.InvalidConfigException} unless {@code id} is a migration id: no path from a bad one. */
   public static String migration(String id) {
     return MIGRATIONS + "/" + dev.ferry.common.MigrationIds.check("migration id", id);
+  }
+
+  /** The event {@code seq}: zero-padded so names sort as numbers do. */
+  public static String event(long seq) {
+    return EVENTS + "/" + String.format(java.util.Locale.ROOT, "%019d", seq);
   }
 
   /** The last path element. */

@@ -24,6 +24,9 @@ class RecordKindsTest {
     assertEquals(migration, Records.migration("/ferry/migrations/m-1", Records.bytes(migration)));
     CoordinatorEpoch epoch = CoordinatorEpoch.newBuilder().setFormatVersion(Records.FORMAT).setEpoch(4).build();
     assertEquals(epoch, Records.epoch("/ferry/coordinator/epoch", Records.bytes(epoch)));
+    dev.ferry.proto.ClusterEvent event = dev.ferry.proto.ClusterEvent.newBuilder().setFormatVersion(Records.FORMAT)
+        .setSeq(7).setKind(dev.ferry.proto.EventKind.EVENT_HOST_LOST).setHost("h1").setMessage("host h1 was lost").build();
+    assertEquals(event, Records.event(ZkPaths.event(7), Records.bytes(event)));
   }
 
   /** A VM record of exactly {@code bytes} bytes (its owner field padded). */

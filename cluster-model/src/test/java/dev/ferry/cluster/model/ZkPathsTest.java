@@ -22,6 +22,13 @@ class ZkPathsTest {
   }
 
   @Test
+  void eventPathsSortAsTheirSeqsDo() {
+    assertEquals("/ferry/events/0000000000000000009", ZkPaths.event(9));
+    assertTrue(ZkPaths.event(9).compareTo(ZkPaths.event(10)) < 0);
+    assertEquals("/ferry/events/" + Long.MAX_VALUE, ZkPaths.event(Long.MAX_VALUE));
+  }
+
+  @Test
   void badIdsBuildNoPath() {
     for (String id : List.of("", "..", "m\u0000x", "m-1\n", "m-0A1B2C3D", "m-0a1b2c3d/../../hosts", "m-" + "0".repeat(31))) {
       InvalidConfigException e = assertThrows(InvalidConfigException.class, () -> ZkPaths.migration(id));

@@ -81,6 +81,19 @@ class ClusterCliTest {
 
     TestCluster.Cli listed = cluster.cli("migrations");
     assertTrue(listed.out().contains("web-1") && listed.out().contains("completed"), listed.toString());
+    // The event log tells it in order: created, started, completed with the pause.
+    List<dev.ferry.proto.ClusterEvent> events = awaitEvents("web-1", 3);
+    assertEquals(List.of(dev.ferry.proto.EventKind.EVENT_VM_CREATED, dev.ferry.proto.EventKind.EVENT_MIGRATION_STARTED,
+        dev.ferry.proto.EventKind.EVENT_MIGRATION_COMPLETED),
+        events.stream().map(dev.ferry.proto.ClusterEvent::getKind).toList(), events.toString());
+    assertTrue(events.get(1).getMigration().startsWith("m-"), events.toString());
+    assertEquals(events.get(1).getMigration(), events.get(2).getMigration(), "the same migration");
+    assertTrue(events.get(2).getMessage().matches(
+        "migration of web-1 from host-1 to host-2 completed \\(paused [0-9.]+ ms\\).*"), events.get(2).getMessage());
+    TestCluster.Cli text = cluster.cli("events", "--limit", "1000");
+    assertEquals(0, text.exitCode(), text.toString());
+    assertTrue(text.out().contains("host-joined") && text.out().contains("host host-3 joined the cluster")
+        && text.out().contains("coordinator-leading") && text.out().contains("migration-completed"), text.toString());
 
     TestCluster.Cli again = cluster.cli("migrate", "web-1", "--to", "host-2");
     assertEquals(4, again.exitCode(), again.toString());
@@ -88,6 +101,25 @@ class ClusterCliTest {
     TestCluster.Cli noRoom = cluster.cli("vm", "create", "big-1", "--memory", "3GiB", "--host", "host-1");
     assertEquals(4, noRoom.exitCode(), noRoom.toString());
     assertTrue(noRoom.err().matches("(?s).*host-1 has [0-9.]+ GiB free, big-1 needs 3\\.0 GiB.*"), noRoom.toString());
+  }
+
+  /** The events about {@code vm}, through {@code ferry events --json}, once there are at least {@code count}. */
+  private List<dev.ferry.proto.ClusterEvent> awaitEvents(String vm, int count) throws Exception {
+    List<dev.ferry.proto.ClusterEvent> found = TestCluster.awaitValue(() -> {
+      TestCluster.Cli listed = cluster.cli("events", "--json", "--limit", "1000");
+      assertEquals(0, listed.exitCode(), listed.toString());
+      List<dev.ferry.proto.ClusterEvent> about = new java.util.ArrayList<>();
+      for (String line : listed.out().lines().toList()) {
+        dev.ferry.proto.ClusterEvent.Builder e = dev.ferry.proto.ClusterEvent.newBuilder();
+        com.google.protobuf.util.JsonFormat.parser().merge(line, e);
+        if (e.getVm().equals(vm)) {
+          about.add(e.build());
+        }
+      }
+      return about.size() >= count ? about : null;
+    }, Duration.ofSeconds(30));
+    assertTrue(found != null, "events about " + vm + ": " + cluster.cli("events", "--limit", "1000").out());
+    return found;
   }
 
   @Test
@@ -213,6 +245,9 @@ class ClusterCliTest {
     TestCluster.Cli again = cluster.cli("migration", "cancel", id);
     assertEquals(4, again.exitCode(), again.toString());
     assertTrue(again.err().contains("already ended"), again.toString());
+    List<dev.ferry.proto.ClusterEvent> events = awaitEvents("cancel-1", 3);
+    assertEquals(dev.ferry.proto.EventKind.EVENT_MIGRATION_CANCELLED, events.get(2).getKind(), events.toString());
+    assertEquals(id, events.get(2).getMigration());
   }
 
   @Test
