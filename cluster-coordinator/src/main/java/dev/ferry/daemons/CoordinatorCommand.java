@@ -81,6 +81,12 @@ public final class CoordinatorCommand implements Callable<Integer> {
       description = "Concurrent migrations in the cluster (default: ${DEFAULT-VALUE}).", defaultValue = "8")
   String cluster;
 
+  @Option(names = "--load-window", paramLabel = "N", defaultValue = "5",
+      description = "Agent load reports (host CPU, each VM's CPU and dirty rate) the coordinator keeps per host "
+          + "and VM; it uses their median, so one spike moves nothing. 1-60; reports older than 30 s never count "
+          + "(default: ${DEFAULT-VALUE}, ~10 s at the agents' default --load-interval).")
+  String loadWindow;
+
   @Override
   public Integer call() throws Exception {
     var err = spec.commandLine().getErr();
@@ -88,6 +94,7 @@ public final class CoordinatorCommand implements Callable<Integer> {
     InetSocketAddress listenAddress;
     String token;
     Planner.Limits limits;
+    int window;
     dev.ferry.agent.transport.MigrationTls tls;
     try {
       if (config != null) {
@@ -110,6 +117,8 @@ public final class CoordinatorCommand implements Callable<Integer> {
       } catch (IllegalArgumentException e) {
         throw new InvalidConfigException("migrations-*", e.getMessage());
       }
+      window = (int) InvalidConfigException.requireRange("load-window", AgentCommand.parseInt("load-window", loadWindow),
+          1, dev.ferry.cluster.coordinator.LoadWindows.SIZE_MAX);
     } catch (InvalidConfigException e) {
       err.println("ferry coordinator: " + e.getMessage());
       return ExitCodes.USAGE;
@@ -117,7 +126,7 @@ public final class CoordinatorCommand implements Callable<Integer> {
     dev.ferry.agent.BlockingCheck.installIfAsked();
     String name = id != null ? id : "coordinator-" + ProcessHandle.current().pid();
     EmbeddedZooKeeper embedded = null;
-    Coordinator coordinator = new Coordinator(name, zkSettings, limits);
+    Coordinator coordinator = new Coordinator(name, zkSettings, limits, window);
     ApiServer api = new ApiServer(coordinator, token, tls.logged("coordinator " + name));
     try {
       if (embeddedZkData != null) {

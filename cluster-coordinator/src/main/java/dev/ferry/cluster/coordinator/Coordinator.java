@@ -27,6 +27,7 @@ public final class Coordinator implements AutoCloseable {
   private final String id;
   private final ZkSettings zkSettings;
   private final Planner.Limits limits;
+  private final LoadWindows loads;
   private CuratorFramework zk;
   private ClusterCaches caches;
   private Leadership leadership;
@@ -34,9 +35,15 @@ public final class Coordinator implements AutoCloseable {
   private volatile OperatorRequests requests;
 
   public Coordinator(String id, ZkSettings zkSettings, Planner.Limits limits) {
+    this(id, zkSettings, limits, LoadWindows.SIZE_DEFAULT);
+  }
+
+  /** @param loadWindow the agent reports each host's and VM's load window keeps (median over them) */
+  public Coordinator(String id, ZkSettings zkSettings, Planner.Limits limits, int loadWindow) {
     this.id = id;
     this.zkSettings = zkSettings;
     this.limits = limits;
+    this.loads = new LoadWindows(loadWindow);
   }
 
   /** Connects, joins the leader election and, while leading, serves; {@code apiUrl} is where its API listens. */
@@ -49,7 +56,7 @@ public final class Coordinator implements AutoCloseable {
     createParents();
     // Everything is wired before anything starts: the caches' first events and the leadership's
     // take-over wake a loop that exists.
-    caches = new ClusterCaches(zk, id, this::wake);
+    caches = new ClusterCaches(zk, id, this::wake, loads);
     leadership = new Leadership(zk, id, apiUrl, this::wake);
     FencedUpdates updates = new FencedUpdates(zk, leadership);
     loop = new LeaderLoop(id, limits, zk, caches, leadership, updates);
@@ -100,6 +107,11 @@ public final class Coordinator implements AutoCloseable {
   /** The records as the caches hold them now. */
   public ClusterView view() {
     return caches.view();
+  }
+
+  /** The windowed load of hosts and VMs (median of the recent agent reports). */
+  public LoadWindows.Snapshot loads() {
+    return caches == null ? LoadWindows.Snapshot.EMPTY : caches.loads();
   }
 
   /** The operator's requests; until started, this coordinator refuses them as a standby does. */
