@@ -89,7 +89,10 @@ public final class ClusterMember implements AutoCloseable {
     /** Renews the datastore leases of the VMs running here. */
     void renewLeases();
 
-    /** The VM runs here as its owner at {@code epoch}: make sure it holds its lease and services. */
+    /**
+     * The VM runs here as its owner at {@code epoch}: make sure it holds its lease and services, and
+     * that the guest runs the spec's demand (CPU load, dirty rate: 'ferry vm set').
+     */
     void ensureOwned(GuestSpec spec, long epoch);
 
     void destroyGuest(String name, String why);
