@@ -84,8 +84,10 @@ public record AgentConfig(
       throw new InvalidConfigException("cpu-model", "must be 1-200 characters");
     }
     InvalidConfigException.requireRange("cpu-capacity", cpuCores, 1, CPU_CAPACITY_MAX);
-    InvalidConfigException.requireRange("load-interval", loadIntervalMillis, LOAD_INTERVAL_MILLIS_MIN,
-        LOAD_INTERVAL_MILLIS_MAX);
+    if (loadIntervalMillis < LOAD_INTERVAL_MILLIS_MIN || loadIntervalMillis > LOAD_INTERVAL_MILLIS_MAX) {
+      throw new InvalidConfigException("load-interval", "must be between " + LOAD_INTERVAL_MILLIS_MIN / 1000.0
+          + " and " + LOAD_INTERVAL_MILLIS_MAX / 1000 + " seconds, got " + loadIntervalMillis / 1000.0);
+    }
     if (tls == null) {
       throw new InvalidConfigException("migration-encryption", "missing");
     }
