@@ -86,6 +86,12 @@ public final class CoordinatorCommand implements Callable<Integer> {
           + "(10 to 10000, default: ${DEFAULT-VALUE}). 'ferry events' reads them.", defaultValue = "1000")
   String eventsKept;
 
+  @Option(names = "--load-window", paramLabel = "N", defaultValue = "5",
+      description = "Agent load reports (host CPU, each VM's CPU and dirty rate) the coordinator keeps per host "
+          + "and VM; it uses their median, so one spike moves nothing. 1-60; reports older than 30 s never count "
+          + "(default: ${DEFAULT-VALUE}, ~10 s at the agents' default --load-interval).")
+  String loadWindow;
+
   @Override
   public Integer call() throws Exception {
     var err = spec.commandLine().getErr();
@@ -94,6 +100,7 @@ public final class CoordinatorCommand implements Callable<Integer> {
     String token;
     Planner.Limits limits;
     int events;
+    int window;
     dev.ferry.agent.transport.MigrationTls tls;
     try {
       if (config != null) {
@@ -119,6 +126,8 @@ public final class CoordinatorCommand implements Callable<Integer> {
       events = AgentCommand.parseInt("events-kept", eventsKept);
       InvalidConfigException.requireRange("events-kept", events, dev.ferry.cluster.coordinator.EventLog.KEPT_MIN,
           dev.ferry.cluster.coordinator.EventLog.KEPT_MAX);
+      window = (int) InvalidConfigException.requireRange("load-window", AgentCommand.parseInt("load-window", loadWindow),
+          1, dev.ferry.cluster.coordinator.LoadWindows.SIZE_MAX);
     } catch (InvalidConfigException e) {
       err.println("ferry coordinator: " + e.getMessage());
       return ExitCodes.USAGE;
@@ -126,7 +135,7 @@ public final class CoordinatorCommand implements Callable<Integer> {
     dev.ferry.agent.BlockingCheck.installIfAsked();
     String name = id != null ? id : "coordinator-" + ProcessHandle.current().pid();
     EmbeddedZooKeeper embedded = null;
-    Coordinator coordinator = new Coordinator(name, zkSettings, limits, events);
+    Coordinator coordinator = new Coordinator(name, zkSettings, limits, events, window);
     ApiServer api = new ApiServer(coordinator, token, tls.logged("coordinator " + name));
     try {
       if (embeddedZkData != null) {

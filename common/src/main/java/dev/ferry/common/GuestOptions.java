@@ -15,6 +15,11 @@ public final class GuestOptions {
       description = "Bytes the vCPUs dirty per second, e.g. 32MiB/s (default: idle).")
   String dirtyRate;
 
+  @Option(names = "--cpu-load", paramLabel = "F", defaultValue = "0",
+      description = "CPU demand per vCPU, 0 to 1: the share of time each vCPU computes (default: ${DEFAULT-VALUE}). "
+          + "Change it on a running VM with 'ferry vm set'.")
+  String cpuLoad;
+
   @Option(names = "--working-set", paramLabel = "SIZE", description = "Memory the vCPUs write to (default: all).")
   String workingSet;
 
@@ -41,6 +46,8 @@ public final class GuestOptions {
   /** The spec of a guest named {@code name}; throws naming the option that is wrong. */
   public GuestSpec spec(String name) {
     GuestSpec spec = dev.ferry.common.Specs.guest(name, memory, vcpus, dirtyRate, workingSet, hotSet, hotAccess, content, seed);
+    spec = spec.toBuilder().setWorkload(spec.getWorkload().toBuilder()
+        .setCpuLoad(dev.ferry.common.Specs.cpuLoad("--cpu-load", cpuLoad))).build();
     return kvPort == null ? spec : spec.toBuilder().setKvPort(kvPort).build();
   }
 

@@ -21,4 +21,12 @@ public final class InvalidConfigException extends IllegalArgumentException {
     }
     return value;
   }
+
+  /** Checks that {@code value} is a finite number with {@code min <= value <= max}; the message names the field. */
+  public static double requireRange(String field, double value, double min, double max) {
+    if (!Double.isFinite(value) || value < min || value > max) {
+      throw new InvalidConfigException(field, "must be a number between " + min + " and " + max + ", got " + value);
+    }
+    return value;
+  }
 }

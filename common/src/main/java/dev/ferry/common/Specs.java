@@ -23,6 +23,20 @@ public final class Specs {
         .build();
   }
 
+  /** The most CPU a vCPU can demand: all of its time. */
+  public static final double CPU_LOAD_MAX = 1.0;
+
+  /** A CPU demand per vCPU (0-1, the share of time its thread computes), e.g. 0.25; errors name {@code field}. */
+  public static double cpuLoad(String field, String text) {
+    double value;
+    try {
+      value = Double.parseDouble(text.trim());
+    } catch (NumberFormatException e) {
+      throw new InvalidConfigException(field, "'" + text + "' is not a number (0 to 1, e.g. 0.25)");
+    }
+    return InvalidConfigException.requireRange(field, value, 0.0, CPU_LOAD_MAX);
+  }
+
   /** The named page-content mixes: zero, text, random, mixed. */
   public static ContentMix contentMix(String name) {
     return switch (name) {

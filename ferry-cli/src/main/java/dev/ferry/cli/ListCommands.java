@@ -36,17 +36,22 @@ final class ListCommands {
         out().println(ApiClient.json(hosts));
         return 0;
       }
-      Table t = new Table("HOST", "STATE", "ADDRESS", "CORES", "LOAD", "MEMORY USED/TOTAL", "FREE", "VMS", "MIGRATING OUT/IN");
+      Table t = new Table("HOST", "STATE", "ADDRESS", "CORES", "CPU", "MEMORY USED/TOTAL", "FREE", "VMS", "MIGRATING OUT/IN");
       for (HostView h : hosts.getHostsList()) {
         var r = h.getRecord();
         t.row(r.getHostId(), h.getUp() ? state(r.getState()) : "down", r.getAddress(), r.getCpuCores(),
-            h.getUp() ? String.format(Locale.ROOT, "%.2f", r.getLoad()) : "",
+            h.getUp() ? cpu(h.getCpuUsedCores(), r.getCpuCores()) : "",
             h.getUp() ? Sizes.formatBytes(r.getMemoryUsedBytes()) + " / " + Sizes.formatBytes(r.getMemoryBytes()) : "",
             h.getUp() ? Sizes.formatBytes(h.getMemoryFreeBytes()) : "", String.join(",", h.getVmsList()),
             h.getMigrationsOut() + "/" + h.getMigrationsIn());
       }
       t.print(out());
       return 0;
+    }
+
+    /** Windowed CPU use against the capacity: "37 % (0.74 cores)". */
+    static String cpu(double usedCores, int capacity) {
+      return String.format(Locale.ROOT, "%.0f %% (%.2f)", 100 * usedCores / Math.max(1, capacity), usedCores);
     }
 
     private static String state(HostState s) {
@@ -72,10 +77,16 @@ final class ListCommands {
         out().println(ApiClient.json(vms));
         return 0;
       }
-      Table t = new Table("VM", "HOST", "EPOCH", "POWER", "MEMORY", "VCPUS", "DIRTYING", "MAC", "MIGRATION", "NOTE");
+      java.util.Map<String, dev.ferry.proto.VmUsage> usage = new java.util.HashMap<>();
+      vms.getUsageList().forEach(u -> usage.put(u.getVm(), u));
+      Table t = new Table("VM", "HOST", "EPOCH", "POWER", "MEMORY", "VCPUS", "CPU LOAD", "CPU USED", "DIRTYING", "MAC",
+          "MIGRATION", "NOTE");
       for (VmRecord v : vms.getVmsList()) {
+        dev.ferry.proto.VmUsage u = usage.get(v.getSpec().getName());
         t.row(v.getSpec().getName(), v.getOwnerHost(), v.getEpoch(), power(v), Sizes.formatBytes(v.getSpec().getMemoryBytes()),
-            v.getSpec().getVcpus(), Sizes.formatRate(v.getSpec().getWorkload().getDirtyRateBytesPerS()), v.getMac(),
+            v.getSpec().getVcpus(), String.format(Locale.ROOT, "%.2f", v.getSpec().getWorkload().getCpuLoad()),
+            u == null ? "" : String.format(Locale.ROOT, "%.2f cores", u.getCpuCores()),
+            Sizes.formatRate(v.getSpec().getWorkload().getDirtyRateBytesPerS()), v.getMac(),
             v.getCurrentMigration(), note(v));
       }
       t.print(out());

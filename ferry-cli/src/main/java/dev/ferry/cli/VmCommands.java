@@ -11,11 +11,11 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/** {@code ferry vm create|start|stop|suspend|resume|delete|show}. */
+/** {@code ferry vm create|start|stop|suspend|resume|set|delete|show}. */
 @Command(name = "vm", mixinStandardHelpOptions = true,
-    description = "Create, start, stop, suspend, resume or delete a VM (the built-in guest).",
+    description = "Create, start, stop, suspend, resume, change or delete a VM (the built-in guest).",
     subcommands = {VmCommands.Create.class, VmCommands.Start.class, VmCommands.Stop.class, VmCommands.Suspend.class,
-        VmCommands.Resume.class, VmCommands.Delete.class, VmCommands.Show.class})
+        VmCommands.Resume.class, VmCommands.Set.class, VmCommands.Delete.class, VmCommands.Show.class})
 final class VmCommands implements Runnable {
   @picocli.CommandLine.Spec
   picocli.CommandLine.Model.CommandSpec spec;
@@ -98,8 +98,9 @@ final class VmCommands implements Runnable {
         request.setIp(ip);
       }
       VmRecord vm = api.post("v1/vms", request.build(), VmRecord.newBuilder()).build();
-      return finish(api, vm, PowerState.POWER_RUNNING, String.format("created (%s, %d vCPUs, dirtying %s), running",
-          Sizes.formatBytes(guest.getMemoryBytes()), guest.getVcpus(), Sizes.formatRate(guest.getWorkload().getDirtyRateBytesPerS())));
+      return finish(api, vm, PowerState.POWER_RUNNING, String.format(java.util.Locale.ROOT,
+          "created (%s, %d vCPUs, CPU load %.2f, dirtying %s), running", Sizes.formatBytes(guest.getMemoryBytes()),
+          guest.getVcpus(), guest.getWorkload().getCpuLoad(), Sizes.formatRate(guest.getWorkload().getDirtyRateBytesPerS())));
     }
   }
 
@@ -164,6 +165,43 @@ final class VmCommands implements Runnable {
       }
       VmRecord vm = api.post("v1/vms/" + name + "/resume", request.build(), VmRecord.newBuilder()).build();
       return finish(api, vm, PowerState.POWER_RUNNING, "resumed from the datastore, running");
+    }
+  }
+
+  @Command(name = "set", mixinStandardHelpOptions = true,
+      description = {"Change a VM's demand while it runs: its CPU load per vCPU and its dirty rate.", "",
+          "The coordinator writes them into the VM's spec; the host running it applies them to the",
+          "guest without a restart (within a second), and they move with the VM when it migrates."},
+      exitCodeListHeading = "%nExit codes:%n", exitCodeList = {"0:Changed.", "2:Invalid command line (the message names the option).",
+          "3:No coordinator could be reached.", "4:Refused (no such VM).", "6:Wrong API token."})
+  static final class Set extends ClusterCommand {
+    @Parameters(paramLabel = "VM")
+    String name;
+
+    @Option(names = "--cpu-load", paramLabel = "F",
+        description = "CPU demand per vCPU, 0 to 1: the share of time each vCPU computes.")
+    String cpuLoad;
+
+    @Option(names = "--dirty-rate", paramLabel = "RATE", description = "Bytes the vCPUs dirty per second, e.g. 32MiB/s (0: idle).")
+    String dirtyRate;
+
+    @Override
+    int run(ApiClient api) throws IOException {
+      if (cpuLoad == null && dirtyRate == null) {
+        throw new dev.ferry.common.InvalidConfigException("--cpu-load, --dirty-rate", "give at least one");
+      }
+      dev.ferry.proto.VmSettingsRequest.Builder request = dev.ferry.proto.VmSettingsRequest.newBuilder();
+      if (cpuLoad != null) {
+        request.setCpuLoad(dev.ferry.common.Specs.cpuLoad("--cpu-load", cpuLoad));
+      }
+      if (dirtyRate != null) {
+        request.setDirtyRateBytesPerS(Sizes.parseRate("--dirty-rate", dirtyRate));
+      }
+      VmRecord vm = api.post("v1/vms/" + name + "/settings", request.build(), VmRecord.newBuilder()).build();
+      out().printf(java.util.Locale.ROOT, "%s: CPU load %.2f per vCPU, dirtying %s%s%n", name,
+          vm.getSpec().getWorkload().getCpuLoad(), Sizes.formatRate(vm.getSpec().getWorkload().getDirtyRateBytesPerS()),
+          vm.getPower() == PowerState.POWER_RUNNING ? " (applied on " + vm.getOwnerHost() + ")" : " (from its next start)");
+      return ExitCodes.OK;
     }
   }
 

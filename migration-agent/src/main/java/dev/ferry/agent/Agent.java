@@ -110,7 +110,8 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     if (config.zk() != null) {
       try {
         storage = new VmStorage(dev.ferry.storage.Datastore.open(config.datastore()), config.hostId());
-        member = new ClusterMember(this, config.zk(), config.cpuModel(), config.cpuCores());
+        member = new ClusterMember(this, config.zk(), config.cpuModel(), config.cpuCores(),
+            config.loadIntervalMillis());
         member.join(); // closed with the agent if this fails
       } catch (Exception e) {
         close();
@@ -244,6 +245,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public void ensureOwned(GuestSpec spec, long epoch) {
+    applyDemand(spec);
     if (storage == null) {
       return;
     }
@@ -254,6 +256,36 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
     if (spec.getKvPort() != 0 && !kvServices.containsKey(spec.getName())) {
       startKv(spec);
     }
+  }
+
+  /**
+   * The running guest takes the record's CPU load and dirty rate ('ferry vm set') without a
+   * restart; called every round, it changes the guest only when they differ.
+   */
+  private void applyDemand(GuestSpec spec) {
+    Guests.Entry entry = guests.get(spec.getName());
+    Guest guest = entry == null ? null : entry.guest;
+    if (guest == null) {
+      return;
+    }
+    dev.ferry.proto.WorkloadSpec want = spec.getWorkload();
+    dev.ferry.proto.WorkloadSpec has = guest.spec().getWorkload();
+    if (Double.compare(want.getCpuLoad(), has.getCpuLoad()) == 0
+        && want.getDirtyRateBytesPerS() == has.getDirtyRateBytesPerS()) {
+      return;
+    }
+    try {
+      guest.setDemand(want.getCpuLoad(), want.getDirtyRateBytesPerS());
+      LOG.info("VM {}: demand now CPU load {} per vCPU, dirty rate {}", spec.getName(), want.getCpuLoad(),
+          Sizes.formatRate(want.getDirtyRateBytesPerS()));
+    } catch (RuntimeException e) {
+      LOG.warn("VM {}: cannot take the record's demand: {}", spec.getName(), e.getMessage());
+    }
+  }
+
+  @Override
+  public Map<String, dev.ferry.agent.cluster.LoadMeter.GuestCounters> guestCounters() {
+    return guests.counters();
   }
 
   @Override

@@ -23,8 +23,9 @@ import java.util.regex.Pattern;
  * @param allocator Netty's buffer allocator
  * @param zk the cluster's ZooKeeper (null: a stand-alone agent driven by hand)
  * @param cpuModel what this host reports as its CPU model (migrations check compatibility)
- * @param cpuCores the cores it reports
+ * @param cpuCores its CPU capacity in cores, as reported (--cpu-capacity; default: the cores the OS shows)
  * @param tls encryption of the links to other agents (and from tools)
+ * @param loadIntervalMillis how often it reports the measured load in its host record (--load-interval)
  */
 public record AgentConfig(
     String hostId,
@@ -39,10 +40,18 @@ public record AgentConfig(
     dev.ferry.agent.cluster.ZkSettings zk,
     String cpuModel,
     int cpuCores,
-    dev.ferry.agent.transport.MigrationTls tls) {
+    dev.ferry.agent.transport.MigrationTls tls,
+    long loadIntervalMillis) {
 
   private static final Pattern HOST_ID = Pattern.compile("[a-z0-9][a-z0-9-]{0,62}");
   public static final int MIGRATIONS_PER_DIRECTION_DEFAULT = 2;
+  public static final int CPU_CAPACITY_MAX = 4096;
+  /**
+   * The load report is also the host's heartbeat, which the coordinator calls stale after 6 s:
+   * reports come at least every 5 s. At most twice a second keeps ZooKeeper's write load small.
+   */
+  public static final long LOAD_INTERVAL_MILLIS_MIN = 500;
+  public static final long LOAD_INTERVAL_MILLIS_MAX = 5_000;
 
   public AgentConfig {
     if (hostId == null || !HOST_ID.matcher(hostId).matches()) {
@@ -74,7 +83,11 @@ public record AgentConfig(
     if (cpuModel == null || cpuModel.isBlank() || cpuModel.length() > 200) {
       throw new InvalidConfigException("cpu-model", "must be 1-200 characters");
     }
-    InvalidConfigException.requireRange("cores", cpuCores, 1, 4096);
+    InvalidConfigException.requireRange("cpu-capacity", cpuCores, 1, CPU_CAPACITY_MAX);
+    if (loadIntervalMillis < LOAD_INTERVAL_MILLIS_MIN || loadIntervalMillis > LOAD_INTERVAL_MILLIS_MAX) {
+      throw new InvalidConfigException("load-interval", "must be between " + LOAD_INTERVAL_MILLIS_MIN / 1000.0
+          + " and " + LOAD_INTERVAL_MILLIS_MAX / 1000 + " seconds, got " + loadIntervalMillis / 1000.0);
+    }
     if (tls == null) {
       throw new InvalidConfigException("migration-encryption", "missing");
     }
@@ -89,19 +102,26 @@ public record AgentConfig(
       long memoryCapacityBytes, int migrationsOutMax, int migrationsInMax) {
     return new AgentConfig(hostId, listen, datastore, transport, memoryCapacityBytes, migrationsOutMax,
         migrationsInMax, defaultMemoryPoolBytes(memoryCapacityBytes), NettyTransport.Allocator.POOLED, null,
-        defaultCpuModel(), Runtime.getRuntime().availableProcessors(), dev.ferry.agent.transport.MigrationTls.OFF);
+        defaultCpuModel(), Runtime.getRuntime().availableProcessors(), dev.ferry.agent.transport.MigrationTls.OFF,
+        dev.ferry.agent.cluster.ClusterMember.LOAD_INTERVAL_MILLIS_DEFAULT);
   }
 
   /** This config joined to a cluster. */
   public AgentConfig withZk(dev.ferry.agent.cluster.ZkSettings settings) {
     return new AgentConfig(hostId, listen, datastore, transport, memoryCapacityBytes, migrationsOutMax,
-        migrationsInMax, memoryPoolBytes, allocator, settings, cpuModel, cpuCores, tls);
+        migrationsInMax, memoryPoolBytes, allocator, settings, cpuModel, cpuCores, tls, loadIntervalMillis);
   }
 
   /** This config with links encrypted as {@code settings} says. */
   public AgentConfig withTls(dev.ferry.agent.transport.MigrationTls settings) {
     return new AgentConfig(hostId, listen, datastore, transport, memoryCapacityBytes, migrationsOutMax,
-        migrationsInMax, memoryPoolBytes, allocator, zk, cpuModel, cpuCores, settings);
+        migrationsInMax, memoryPoolBytes, allocator, zk, cpuModel, cpuCores, settings, loadIntervalMillis);
+  }
+
+  /** This config reporting {@code cores} of CPU capacity every {@code loadIntervalMillis}. */
+  public AgentConfig withCpu(int cores, long loadIntervalMillis) {
+    return new AgentConfig(hostId, listen, datastore, transport, memoryCapacityBytes, migrationsOutMax,
+        migrationsInMax, memoryPoolBytes, allocator, zk, cpuModel, cores, tls, loadIntervalMillis);
   }
 
   /** The "model name" line of /proc/cpuinfo, or the JVM's architecture. */

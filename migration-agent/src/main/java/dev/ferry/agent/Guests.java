@@ -156,6 +156,18 @@ final class Guests {
     return list.build();
   }
 
+  /** CPU time and page writes of the guests that run here (booted or resumed, not incoming). */
+  Map<String, dev.ferry.agent.cluster.LoadMeter.GuestCounters> counters() {
+    Map<String, dev.ferry.agent.cluster.LoadMeter.GuestCounters> out = new TreeMap<>();
+    for (Entry entry : entries.values()) {
+      Guest guest = entry.guest;
+      if (guest != null && entry.state != GuestLifecycle.INCOMING) {
+        out.put(guest.name(), new dev.ferry.agent.cluster.LoadMeter.GuestCounters(guest.vcpuCpuNanos(), guest.steps()));
+      }
+    }
+    return out;
+  }
+
   static GuestStatus statusOf(Entry entry) {
     GuestStatus.Builder status = GuestStatus.newBuilder().setSpec(entry.guest.spec()).setState(entry.label())
         .setFirstStepNanosAfterResume(entry.guest.firstStepNanosAfterResume())

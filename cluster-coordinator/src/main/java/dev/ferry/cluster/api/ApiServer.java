@@ -61,6 +61,7 @@ import org.slf4j.LoggerFactory;
  *   POST   /v1/vms/NAME/start|stop        VmRecord
  *   POST   /v1/vms/NAME/suspend           VmRecord
  *   POST   /v1/vms/NAME/resume            ResumeVmRequest -> VmRecord
+ *   POST   /v1/vms/NAME/settings          VmSettingsRequest -> VmRecord (CPU load, dirty rate of a running VM)
  *   DELETE /v1/vms/NAME
  *   GET    /v1/vms/NAME/guest             GuestStatus (asked of the host that runs it: vCPU state and digest at resume)
  *   GET    /v1/migrations                 MigrationList
@@ -272,6 +273,11 @@ public final class ApiServer implements AutoCloseable {
           }
           case "suspend" -> {
             return ok(coordinator.requests().suspendVm(name));
+          }
+          case "settings" -> {
+            dev.ferry.proto.VmSettingsRequest.Builder body = dev.ferry.proto.VmSettingsRequest.newBuilder();
+            parse(request, body);
+            return ok(coordinator.requests().setVm(name, body.build()));
           }
           case "resume" -> {
             dev.ferry.proto.ResumeVmRequest.Builder body = dev.ferry.proto.ResumeVmRequest.newBuilder();

@@ -29,6 +29,8 @@ final class ClusterCaches implements AutoCloseable {
   private final CuratorFramework zk;
   private final String id;
   private final Runnable onChange;
+  /** Every host record seen feeds the load windows (each is one agent report). */
+  private final LoadWindows loads;
   private CuratorCache hosts;
   private CuratorCache inventory;
   private CuratorCache vms;
@@ -37,14 +39,24 @@ final class ClusterCaches implements AutoCloseable {
   /** One count per cache until it has loaded (hosts, inventory, VMs, migrations, coordinator). */
   private final CountDownLatch cachesLoading = new CountDownLatch(5);
 
-  ClusterCaches(CuratorFramework zk, String id, Runnable onChange) {
+  ClusterCaches(CuratorFramework zk, String id, Runnable onChange, LoadWindows loads) {
     this.zk = zk;
     this.id = id;
     this.onChange = onChange;
+    this.loads = loads;
   }
 
   void start() {
     hosts = cache(ZkPaths.HOSTS);
+    hosts.listenable().addListener(CuratorCacheListener.builder().forCreatesAndChanges((before, after) -> {
+      if (after.getData() != null && after.getData().length > 0 && !after.getPath().equals(ZkPaths.HOSTS)) {
+        try {
+          loads.record(Records.host(after.getPath(), after.getData()));
+        } catch (RecordException e) {
+          LOG.warn("coordinator {}: ignoring the load report in {}", id, e.getMessage());
+        }
+      }
+    }).build());
     inventory = cache(ZkPaths.INVENTORY);
     vms = cache(ZkPaths.VMS);
     migrations = cache(ZkPaths.MIGRATIONS);
@@ -105,6 +117,11 @@ final class ClusterCaches implements AutoCloseable {
             return "";
           }
         }).orElse("");
+  }
+
+  /** The load windows (median of the recent reports per host and VM) as they are now. */
+  LoadWindows.Snapshot loads() {
+    return loads.snapshot(System.currentTimeMillis());
   }
 
   /** The records as the caches hold them now. */

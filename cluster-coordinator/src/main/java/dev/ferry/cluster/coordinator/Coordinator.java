@@ -28,6 +28,7 @@ public final class Coordinator implements AutoCloseable {
   private final ZkSettings zkSettings;
   private final Planner.Limits limits;
   private final int eventsKept;
+  private final LoadWindows loads;
   private CuratorFramework zk;
   private ClusterCaches caches;
   private Leadership leadership;
@@ -36,15 +37,19 @@ public final class Coordinator implements AutoCloseable {
   private volatile OperatorRequests requests;
 
   public Coordinator(String id, ZkSettings zkSettings, Planner.Limits limits) {
-    this(id, zkSettings, limits, EventLog.KEPT_DEFAULT);
+    this(id, zkSettings, limits, EventLog.KEPT_DEFAULT, LoadWindows.SIZE_DEFAULT);
   }
 
-  /** {@code eventsKept}: how many of the latest events the log keeps ({@link EventLog#checkKept}). */
-  public Coordinator(String id, ZkSettings zkSettings, Planner.Limits limits, int eventsKept) {
+  /**
+   * @param eventsKept how many of the latest events the log keeps ({@link EventLog#checkKept})
+   * @param loadWindow the agent reports each host's and VM's load window keeps (median over them)
+   */
+  public Coordinator(String id, ZkSettings zkSettings, Planner.Limits limits, int eventsKept, int loadWindow) {
     this.id = id;
     this.zkSettings = zkSettings;
     this.limits = limits;
     this.eventsKept = EventLog.checkKept(eventsKept);
+    this.loads = new LoadWindows(loadWindow);
   }
 
   /** Connects, joins the leader election and, while leading, serves; {@code apiUrl} is where its API listens. */
@@ -57,7 +62,7 @@ public final class Coordinator implements AutoCloseable {
     createParents();
     // Everything is wired before anything starts: the caches' first events and the leadership's
     // take-over wake a loop that exists.
-    caches = new ClusterCaches(zk, id, this::wake);
+    caches = new ClusterCaches(zk, id, this::wake, loads);
     leadership = new Leadership(zk, id, apiUrl, this::wake);
     FencedUpdates updates = new FencedUpdates(zk, leadership);
     EventLog log = new EventLog(zk, leadership, eventsKept);
@@ -124,6 +129,11 @@ public final class Coordinator implements AutoCloseable {
   /** Up to {@code limit} events after {@code after} (negative: the last {@code limit}); leader or standby. */
   public dev.ferry.proto.EventList readEvents(long after, int limit) throws Exception {
     return events().read(after, limit);
+  }
+
+  /** The windowed load of hosts and VMs (median of the recent agent reports). */
+  public LoadWindows.Snapshot loads() {
+    return caches == null ? LoadWindows.Snapshot.EMPTY : caches.loads();
   }
 
   /** The operator's requests; until started, this coordinator refuses them as a standby does. */

@@ -283,6 +283,7 @@ public final class OperatorRequests {
     java.util.TreeSet<String> ids = new java.util.TreeSet<>(view.inventory().keySet());
     ids.addAll(view.liveHosts().keySet());
     dev.ferry.proto.HostList.Builder list = dev.ferry.proto.HostList.newBuilder();
+    LoadWindows.Snapshot loads = caches.loads();
     for (String hostId : ids) {
       HostRecord record = view.liveHosts().get(hostId);
       if (record == null) {
@@ -291,16 +292,62 @@ public final class OperatorRequests {
       List<MigrationRecord> active = view.migrations().values().stream().filter(ClusterView::isActive).toList();
       list.addHosts(dev.ferry.proto.HostView.newBuilder().setRecord(record).setUp(view.isUp(hostId))
           .setMemoryFreeBytes(view.memoryFreeBytes(hostId)).addAllVms(view.vmsOn(hostId))
+          .setCpuUsedCores(view.isUp(hostId) ? loads.hostCores().getOrDefault(hostId, 0.0) : 0)
           .setMigrationsOut((int) active.stream().filter(m -> m.getSourceHost().equals(hostId)).count())
           .setMigrationsIn((int) active.stream().filter(m -> m.getTargetHost().equals(hostId)).count()));
     }
     return list.build();
   }
 
+  /** Every VM, and the windowed use of those running (median of their hosts' recent reports). */
   public dev.ferry.proto.VmList vms() throws Refused {
     requireLeader();
-    return dev.ferry.proto.VmList.newBuilder().addAllVms(caches.view().vms().values().stream()
-        .sorted(java.util.Comparator.comparing(v -> v.getSpec().getName())).toList()).build();
+    List<VmRecord> vms = caches.view().vms().values().stream()
+        .sorted(java.util.Comparator.comparing(v -> v.getSpec().getName())).toList();
+    LoadWindows.Snapshot loads = caches.loads();
+    dev.ferry.proto.VmList.Builder list = dev.ferry.proto.VmList.newBuilder().addAllVms(vms);
+    for (VmRecord v : vms) {
+      LoadWindows.VmLoad load = loads.vms().get(v.getSpec().getName());
+      if (load != null && v.getPower() == dev.ferry.proto.PowerState.POWER_RUNNING) {
+        list.addUsage(dev.ferry.proto.VmUsage.newBuilder().setVm(v.getSpec().getName()).setCpuCores(load.cpuCores())
+            .setDirtyRateBytesPerS(load.dirtyRateBytesPerS()));
+      }
+    }
+    return list.build();
+  }
+
+  /**
+   * {@code ferry vm set}: changes the demand in the VM's spec (CPU load per vCPU, dirty rate); the
+   * owner applies it to the running guest without a restart, and the spec travels with the record
+   * (a migration's target and a resume take it). Validated as a whole spec; errors name the field.
+   */
+  public VmRecord setVm(String name, dev.ferry.proto.VmSettingsRequest settings) throws Exception {
+    requireLeader();
+    if (!settings.hasCpuLoad() && !settings.hasDirtyRateBytesPerS()) {
+      throw new Refused(400, "cpu_load, dirty_rate_bytes_per_s: give at least one");
+    }
+    VmRecord vm = requireVm(name);
+    try {
+      dev.ferry.engine.guest.Guest.validate(withSettings(vm, settings).getSpec());
+    } catch (dev.ferry.common.InvalidConfigException e) {
+      throw new Refused(400, e.getMessage());
+    }
+    updates.vm(name, v -> withSettings(v, settings));
+    VmRecord after = requireVm(name);
+    LOG.info("VM {}: CPU load {} per vCPU, dirty rate {} B/s", name, after.getSpec().getWorkload().getCpuLoad(),
+        after.getSpec().getWorkload().getDirtyRateBytesPerS());
+    return after;
+  }
+
+  private static VmRecord withSettings(VmRecord vm, dev.ferry.proto.VmSettingsRequest settings) {
+    dev.ferry.proto.WorkloadSpec.Builder w = vm.getSpec().getWorkload().toBuilder();
+    if (settings.hasCpuLoad()) {
+      w.setCpuLoad(settings.getCpuLoad());
+    }
+    if (settings.hasDirtyRateBytesPerS()) {
+      w.setDirtyRateBytesPerS(settings.getDirtyRateBytesPerS());
+    }
+    return vm.toBuilder().setSpec(vm.getSpec().toBuilder().setWorkload(w)).build();
   }
 
   public VmRecord vm(String name) throws Exception {

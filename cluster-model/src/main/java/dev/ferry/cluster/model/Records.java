@@ -20,6 +20,13 @@ public final class Records {
   public static final int FORMAT = 1;
   /** Far above any real record; ZooKeeper's own limit is 1 MiB per node. */
   public static final int RECORD_BYTES_MAX = 64 * 1024;
+  /** Usage entries in one host record: at ~90 bytes each the record stays well under its size limit. */
+  public static final int VM_USAGE_MAX = 512;
+  /** Far above any real machine: bounds CPU figures read from records. */
+  public static final double CORES_MAX = 1 << 16;
+  /** Far above any real dirty rate (1 TiB/s). */
+  public static final long DIRTY_RATE_MAX = 1L << 40;
+  private static final java.util.regex.Pattern VM_NAME = java.util.regex.Pattern.compile("[a-z0-9][a-z0-9-]{0,62}");
 
   private Records() {}
 
@@ -32,7 +39,35 @@ public final class Records {
   }
 
   public static HostRecord host(String path, byte[] data) {
-    return parse(path, data, HostRecord.parser(), HostRecord::getFormatVersion);
+    HostRecord host = parse(path, data, HostRecord.parser(), HostRecord::getFormatVersion);
+    checkUsage(path, host);
+    return host;
+  }
+
+  /** The load figures are finite, non-negative and bounded; the usage list is bounded and names VMs. */
+  private static void checkUsage(String path, HostRecord host) {
+    requireCores(path, "load", host.getLoad());
+    if (host.getVmUsageCount() > VM_USAGE_MAX) {
+      throw new RecordException("record " + path + ": vm_usage has " + host.getVmUsageCount() + " entries, more than "
+          + VM_USAGE_MAX);
+    }
+    for (int i = 0; i < host.getVmUsageCount(); i++) {
+      dev.ferry.proto.VmUsage u = host.getVmUsage(i);
+      if (!VM_NAME.matcher(u.getVm()).matches()) {
+        throw new RecordException("record " + path + ": vm_usage[" + i + "].vm is not a VM name");
+      }
+      requireCores(path, "vm_usage[" + i + "].cpu_cores", u.getCpuCores());
+      if (u.getDirtyRateBytesPerS() < 0 || u.getDirtyRateBytesPerS() > DIRTY_RATE_MAX) {
+        throw new RecordException("record " + path + ": vm_usage[" + i + "].dirty_rate_bytes_per_s is out of range");
+      }
+    }
+  }
+
+  private static void requireCores(String path, String field, double value) {
+    if (!Double.isFinite(value) || value < 0 || value > CORES_MAX) {
+      throw new RecordException("record " + path + ": " + field + " must be a finite number of cores between 0 and "
+          + CORES_MAX + ", got " + value);
+    }
   }
 
   public static HostInventory inventory(String path, byte[] data) {

@@ -36,4 +36,31 @@ class RecordsTest {
     byte[] huge = new byte[Records.RECORD_BYTES_MAX + 1];
     assertTrue(assertThrows(RecordException.class, () -> Records.migration(path, huge)).getMessage().contains(path));
   }
+
+  @Test
+  void aHostRecordsLoadFiguresAreBoundedFiniteAndNamed() {
+    String path = "/ferry/hosts/h1";
+    dev.ferry.proto.HostRecord good = dev.ferry.proto.HostRecord.newBuilder().setFormatVersion(Records.FORMAT)
+        .setHostId("h1").setLoad(1.5).addVmUsage(usage("web-1", 0.5, 1 << 20)).build();
+    assertEquals(good, Records.host(path, Records.bytes(good)));
+    java.util.Map<String, dev.ferry.proto.HostRecord> bad = new java.util.LinkedHashMap<>();
+    bad.put("load", good.toBuilder().setLoad(Double.NaN).build());
+    bad.put("load ", good.toBuilder().setLoad(-1).build());
+    bad.put("vm_usage[0].cpu_cores", good.toBuilder().setVmUsage(0, usage("web-1", Double.POSITIVE_INFINITY, 0)).build());
+    bad.put("vm_usage[0].vm", good.toBuilder().setVmUsage(0, usage("../x", 0.1, 0)).build());
+    bad.put("vm_usage[0].dirty_rate_bytes_per_s", good.toBuilder().setVmUsage(0, usage("web-1", 0.1, -5)).build());
+    dev.ferry.proto.HostRecord.Builder many = good.toBuilder().clearVmUsage();
+    for (int i = 0; i <= Records.VM_USAGE_MAX; i++) {
+      many.addVmUsage(usage("v" + i, 0, 0));
+    }
+    bad.put("vm_usage has", many.build());
+    bad.forEach((field, record) -> {
+      RecordException e = assertThrows(RecordException.class, () -> Records.host(path, record.toByteArray()), field);
+      assertTrue(e.getMessage().contains(path) && e.getMessage().contains(field.trim()), e.getMessage());
+    });
+  }
+
+  private static dev.ferry.proto.VmUsage usage(String vm, double cores, long dirty) {
+    return dev.ferry.proto.VmUsage.newBuilder().setVm(vm).setCpuCores(cores).setDirtyRateBytesPerS(dirty).build();
+  }
 }

@@ -82,8 +82,15 @@ public final class AgentCommand implements Callable<Integer> {
   @Option(names = "--cpu-model", paramLabel = "TEXT", description = "CPU model to report (default: from /proc/cpuinfo).")
   String cpuModel;
 
-  @Option(names = "--cores", paramLabel = "N", description = "Cores to report (default: this machine's).")
+  @Option(names = {"--cpu-capacity", "--cores"}, paramLabel = "N",
+      description = "This host's CPU capacity in cores, 1-4096 (default: the cores the OS shows). "
+          + "One machine can stand in for bigger hosts: DRS reads a host's load against this.")
   String cores;
+
+  @Option(names = "--load-interval", paramLabel = "SECONDS", defaultValue = "2",
+      description = "How often the agent measures the host's and each VM's CPU use (vCPU threads' CPU time, "
+          + "/proc/stat) and the VMs' dirty rates and reports them in the host record, 0.5-5 (default: ${DEFAULT-VALUE}).")
+  String loadInterval;
 
   @Option(names = "--migrations-out-per-host", paramLabel = "N",
       description = "Concurrent migrations out of this host (the coordinator plans with its own option of this name; default: ${DEFAULT-VALUE}).", defaultValue = "2")
@@ -135,7 +142,21 @@ public final class AgentCommand implements Callable<Integer> {
         NettyTransport.Kind.parse(transport), capacity, parseInt("migrations-out-per-host", migrationsOutMax),
         parseInt("migrations-in-per-host", migrationsInMax), pool, NettyTransport.Allocator.parse(nettyAllocator),
         zkSettings, cpuModel != null ? cpuModel : AgentConfig.defaultCpuModel(),
-        cores != null ? parseInt("cores", cores) : Runtime.getRuntime().availableProcessors(), tlsOptions.load());
+        cores != null ? parseInt("cpu-capacity", cores) : Runtime.getRuntime().availableProcessors(), tlsOptions.load(),
+        parseSeconds("load-interval", loadInterval));
+  }
+
+  /** Seconds, fractions allowed (0.5), as whole milliseconds. */
+  public static long parseSeconds(String field, String text) {
+    try {
+      double seconds = Double.parseDouble(text.trim());
+      if (!Double.isFinite(seconds)) {
+        throw new NumberFormatException();
+      }
+      return Math.round(seconds * 1000);
+    } catch (NumberFormatException e) {
+      throw new InvalidConfigException(field, "'" + text + "' is not a number of seconds");
+    }
   }
 
   public static int parseInt(String field, String text) {

@@ -19,7 +19,6 @@ import dev.ferry.proto.MigrationReport;
 import dev.ferry.proto.MigrationState;
 import dev.ferry.proto.PowerState;
 import dev.ferry.proto.VmRecord;
-import java.lang.management.ManagementFactory;
 import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.List;
@@ -58,6 +57,8 @@ public final class ClusterMember implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(ClusterMember.class);
   private static final long RECONCILE_EVERY_MILLIS = 500;
   private static final long HEARTBEAT_EVERY_MILLIS = 2_000;
+  /** The load report's interval by default (--load-interval). */
+  public static final long LOAD_INTERVAL_MILLIS_DEFAULT = 2_000;
   private static final long PROGRESS_EVERY_NANOS = 1_000_000_000L;
   private static final int ROUND_TRIP_SAMPLES = 15;
   private final java.util.ArrayDeque<Long> roundTripsNanos = new java.util.ArrayDeque<>();
@@ -88,7 +89,10 @@ public final class ClusterMember implements AutoCloseable {
     /** Renews the datastore leases of the VMs running here. */
     void renewLeases();
 
-    /** The VM runs here as its owner at {@code epoch}: make sure it holds its lease and services. */
+    /**
+     * The VM runs here as its owner at {@code epoch}: make sure it holds its lease and services, and
+     * that the guest runs the spec's demand (CPU load, dirty rate: 'ferry vm set').
+     */
     void ensureOwned(GuestSpec spec, long epoch);
 
     void destroyGuest(String name, String why);
@@ -106,12 +110,19 @@ public final class ClusterMember implements AutoCloseable {
     void resolveUndecided(String name, boolean resume, String why);
 
     Set<String> outgoingMigrations();
+
+    /** Counters of the guests running here (vCPU CPU time, page writes), by name, for the load report. */
+    Map<String, LoadMeter.GuestCounters> guestCounters();
   }
 
   private final Local local;
   private final ZkSettings settings;
   private final String cpuModel;
   private final int cpuCores;
+  private final long loadIntervalMillis;
+  /** Only the member's thread samples it. */
+  private final LoadMeter loadMeter = new LoadMeter();
+  private volatile LoadMeter.Report lastLoad = new LoadMeter.Report(0, List.of());
   private final Map<String, Long> epochSeen = new ConcurrentHashMap<>();
   private final Map<String, Long> progressWrittenNanos = new ConcurrentHashMap<>();
   private final Map<String, TargetMigration> undecided = new ConcurrentHashMap<>();
@@ -141,11 +152,17 @@ public final class ClusterMember implements AutoCloseable {
   /** The VM cache holds ZooKeeper's records (not an empty start): local guests without one may go. */
   private volatile boolean vmsLoaded;
 
-  public ClusterMember(Local local, ZkSettings settings, String cpuModel, int cpuCores) {
+  /**
+   * @param cpuCores the host's CPU capacity in cores, as reported
+   * @param loadIntervalMillis how often the host record is rewritten with the measured load (it is
+   *     also the host's liveness heartbeat, so kept under {@code ClusterView}'s staleness limit)
+   */
+  public ClusterMember(Local local, ZkSettings settings, String cpuModel, int cpuCores, long loadIntervalMillis) {
     this.local = local;
     this.settings = settings;
     this.cpuModel = cpuModel;
     this.cpuCores = cpuCores;
+    this.loadIntervalMillis = loadIntervalMillis;
   }
 
   /**
@@ -205,6 +222,8 @@ public final class ClusterMember implements AutoCloseable {
     loop.scheduleWithFixedDelay(this::reconcileSafely, 0, RECONCILE_EVERY_MILLIS, TimeUnit.MILLISECONDS);
     loop.scheduleWithFixedDelay(this::heartbeat, HEARTBEAT_EVERY_MILLIS, HEARTBEAT_EVERY_MILLIS,
         TimeUnit.MILLISECONDS);
+    loop.execute(this::sampleLoad); // the first sample: the next report's figures cover one interval
+    loop.scheduleWithFixedDelay(this::reportLoad, loadIntervalMillis, loadIntervalMillis, TimeUnit.MILLISECONDS);
     LOG.info("host {} joined the cluster at {} ({} cores, {})", local.hostId(), settings.connect(), cpuCores, cpuModel);
     return this;
   }
@@ -250,16 +269,37 @@ public final class ClusterMember implements AutoCloseable {
   }
 
   private HostRecord hostRecord() {
-    double load = 0;
-    java.lang.management.OperatingSystemMXBean os = ManagementFactory.getOperatingSystemMXBean();
-    if (os instanceof com.sun.management.OperatingSystemMXBean sun) {
-      load = Math.max(0, sun.getCpuLoad()) * cpuCores;
-    }
+    LoadMeter.Report load = lastLoad;
     return HostRecord.newBuilder().setFormatVersion(Records.FORMAT).setHostId(local.hostId())
         .setAddress(Addresses.format(local.address())).setCpuCores(cpuCores)
         .setMemoryBytes(local.memoryCapacityBytes()).setCpuModel(cpuModel).setState(HostState.HOST_ACTIVE)
-        .setLoad(load).setMemoryUsedBytes(local.guestMemoryBytes()).setGuests(local.guestStates().size())
+        .setLoad(load.hostCores()).setMemoryUsedBytes(local.guestMemoryBytes()).setGuests(local.guestStates().size())
+        .addAllVmUsage(load.vms()).setUsageIntervalMs((int) loadIntervalMillis)
         .setUpdatedMs(System.currentTimeMillis()).build();
+  }
+
+  private void sampleLoad() {
+    try {
+      lastLoad = loadMeter.sample(System.nanoTime(), local.guestCounters());
+    } catch (RuntimeException e) {
+      LOG.warn("host {}: measuring the load failed: {}", local.hostId(), e.toString());
+    }
+  }
+
+  /**
+   * Every load interval: measures the host's and each guest's use since the last report and
+   * writes it all in the host record, one write per report whatever the number of guests (the
+   * write is also the host's heartbeat).
+   */
+  private void reportLoad() {
+    sampleLoad();
+    try {
+      if (connected.get() && !closed) {
+        hostNode.setData(Records.bytes(hostRecord()));
+      }
+    } catch (Exception e) {
+      LOG.debug("load report of {} failed: {}", local.hostId(), e.toString());
+    }
   }
 
   /**
@@ -312,13 +352,6 @@ public final class ClusterMember implements AutoCloseable {
       local.renewLeases();
     } catch (RuntimeException e) {
       LOG.warn("host {}: renewing leases failed: {}", local.hostId(), e.toString());
-    }
-    try {
-      if (connected.get() && !closed) {
-        hostNode.setData(Records.bytes(hostRecord()));
-      }
-    } catch (Exception e) {
-      LOG.debug("heartbeat of {} failed: {}", local.hostId(), e.toString());
     }
   }
 

@@ -56,7 +56,7 @@ public final class MemberPlanner {
   /** Ownership moved on without us (a migration committed, or an operator's move): the guest here goes. */
   public record StepAside(String name, String owner, long epoch) implements Action {}
 
-  /** The running guest holds its lease and services. */
+  /** The running guest holds its lease and services, and runs the record's demand (CPU load, dirty rate). */
   public record EnsureOwned(String name, GuestSpec spec, long epoch) implements VmStep {}
 
   public record SuspendGuest(String name, long epoch) implements VmStep {}

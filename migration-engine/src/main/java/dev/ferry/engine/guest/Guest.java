@@ -59,7 +59,9 @@ public final class Guest {
     runObserver = observer == null ? RunObserver.NONE : observer;
   }
 
-  private final GuestSpec spec;
+  /** Replaced (demand only) by {@link #setDemand}; everything else in it is fixed for the guest's life. */
+  private volatile GuestSpec spec;
+  private volatile Workload workload;
   private final GuestMemory memory;
   private final DirtyLog dirtyLog;
   private final Vcpu[] vcpus;
@@ -71,6 +73,7 @@ public final class Guest {
   private Guest(GuestSpec spec, Workload workload, GuestMemory memory, Clock clock, boolean threaded) {
     PageContent.load();
     this.spec = spec;
+    this.workload = workload;
     this.memory = memory;
     this.clock = clock;
     this.dirtyLog = new DirtyLog(memory.pageCount());
@@ -171,6 +174,21 @@ public final class Guest {
 
   public GuestSpec spec() {
     return spec;
+  }
+
+  /**
+   * Changes the guest's demand while it runs (or waits): its CPU load per vCPU (0-1) and dirty
+   * rate. Validated first (errors name the field); the pages it writes, its generators and so its
+   * determinism are unchanged. {@link #spec()} shows the new values from then on.
+   */
+  public synchronized void setDemand(double cpuLoad, long dirtyRateBytesPerS) {
+    requireNotDestroyed("change the demand");
+    Workload changed = workload.withDemand(cpuLoad, dirtyRateBytesPerS, spec.getMemoryBytes());
+    workload = changed;
+    spec = spec.toBuilder().setWorkload(changed.spec()).build();
+    for (Vcpu v : vcpus) {
+      v.setDemand(changed, vcpus.length);
+    }
   }
 
   public String name() {

@@ -9,6 +9,11 @@ import java.util.concurrent.locks.LockSupport;
  * are paced to the workload's dirty rate and slowed by the throttle (auto-converge): with a
  * throttle of p percent the vCPU runs 10 ms, then sleeps 10 ms x p / (100 - p), as QEMU does.
  *
+ * <p>CPU demand: with a load of F the vCPU computes for the first F x 10 ms of every 10 ms slice
+ * and sleeps for the rest (a duty cycle, so its thread's CPU time is F of the wall clock); the
+ * steps of the dirty rate run when due, in either part. Both can change while it runs
+ * ({@link #setDemand}); pacing starts afresh then.
+ *
  * <p>Pause is exact: the vCPU stops between two steps and its state (step counter and generator)
  * says precisely which step comes next, so a restored vCPU continues where this one stopped.
  */
@@ -17,13 +22,23 @@ final class Vcpu implements Runnable {
   private static final long BACKLOG_NANOS_MAX = 20_000_000L;
   private static final long IDLE_PARK_NANOS = 10_000_000L;
   private static final int STEPS_PER_CHECK_MAX = 256;
+  static final long LOAD_SLICE_NANOS = 10_000_000L;
+  /** Iterations of the compute loop between two looks at the clock and the pause flag (well under 1 us). */
+  private static final int BURN_CHUNK = 256;
 
   private final int index;
   private final Workload workload;
   private final GuestMemory memory;
   private final DirtyLog dirtyLog;
   private final Clock clock;
-  private final double stepsPerSecond;
+  private volatile double stepsPerSecond;
+  private volatile double cpuLoad;
+  /** Bumped by every demand change; the vCPU resets its pacing when it sees a new one. */
+  private volatile int demandVersion;
+  private int demandSeen;
+  private long loadSliceStartNanos;
+  /** What the compute loop computes (kept so the JIT cannot drop the loop). */
+  private long burnState = 0x9E3779B97F4A7C15L;
 
   // Owned by the running vCPU; others read them only while it is parked (after `parked` is seen).
   private Xoshiro256 rng;
@@ -49,7 +64,20 @@ final class Vcpu implements Runnable {
     this.dirtyLog = dirtyLog;
     this.clock = clock;
     this.rng = rng;
-    this.stepsPerSecond = workload.dirtyRateBytesPerSecond() / (double) GuestMemory.PAGE_BYTES / vcpus;
+    this.stepsPerSecond = stepsPerSecond(workload, vcpus);
+    this.cpuLoad = workload.cpuLoad();
+  }
+
+  private static double stepsPerSecond(Workload workload, int vcpus) {
+    return workload.dirtyRateBytesPerSecond() / (double) GuestMemory.PAGE_BYTES / vcpus;
+  }
+
+  /** Takes the (validated) workload's dirty rate and CPU load from now on; the pages it writes stay the same. */
+  void setDemand(Workload changed, int vcpus) {
+    stepsPerSecond = stepsPerSecond(changed, vcpus);
+    cpuLoad = changed.cpuLoad();
+    demandVersion++;
+    unpark();
   }
 
   int index() {
@@ -88,21 +116,50 @@ final class Vcpu implements Runnable {
         continue;
       }
       long now = clock.nanoTime();
+      int version = demandVersion;
+      if (version != demandSeen) {
+        demandSeen = version;
+        resetPacing(now);
+      }
       if (throttlePercent > 0 && now - sliceStartNanos >= THROTTLE_SLICE_NANOS) {
         sleepForThrottle(now);
         continue;
       }
-      if (stepsPerSecond <= 0) {
-        LockSupport.parkNanos(this, IDLE_PARK_NANOS);
-        continue;
-      }
-      runDueSteps(now);
+      runSlice(now);
     }
     parked = true;
   }
 
-  private void runDueSteps(long now) {
-    long due = paceStartNanos + (long) (paceSteps * 1e9 / stepsPerSecond);
+  /**
+   * Runs the steps due by now, then computes until the next step if this is the busy part of the
+   * load slice, or sleeps until the next step or slice.
+   */
+  private void runSlice(long now) {
+    double rate = stepsPerSecond;
+    long nextStep = rate > 0 ? runDueSteps(now, rate) : Long.MAX_VALUE;
+    if (pauseRequested) {
+      return;
+    }
+    double load = cpuLoad;
+    long after = clock.nanoTime();
+    if (after - loadSliceStartNanos >= LOAD_SLICE_NANOS) {
+      loadSliceStartNanos = after; // a new slice; one overslept is not made up for
+    }
+    long busyUntil = loadSliceStartNanos + (long) (load * LOAD_SLICE_NANOS);
+    if (load > 0 && after < busyUntil) {
+      burnUntil(Math.min(busyUntil, nextStep));
+      return;
+    }
+    long wakeAt = Math.min(nextStep, load > 0 ? loadSliceStartNanos + LOAD_SLICE_NANOS : Long.MAX_VALUE);
+    long sleep = wakeAt == Long.MAX_VALUE ? IDLE_PARK_NANOS : wakeAt - after;
+    if (sleep > 0) {
+      LockSupport.parkNanos(this, sleep);
+    }
+  }
+
+  /** Runs the steps due by {@code now} (a bounded batch); returns when the next one is due. */
+  private long runDueSteps(long now, double rate) {
+    long due = paceStartNanos + (long) (paceSteps * 1e9 / rate);
     if (now - due > BACKLOG_NANOS_MAX) {
       resetPacing(now); // behind after a throttle sleep or a stall: do not burst to catch up
       due = now;
@@ -111,11 +168,26 @@ final class Vcpu implements Runnable {
     while (due <= now && budget-- > 0 && !pauseRequested) {
       step();
       paceSteps++;
-      due = paceStartNanos + (long) (paceSteps * 1e9 / stepsPerSecond);
+      due = paceStartNanos + (long) (paceSteps * 1e9 / rate);
     }
-    if (due > now && !pauseRequested) {
-      LockSupport.parkNanos(this, due - now);
+    return due;
+  }
+
+  /** Computes (the guest's CPU demand) until {@code until}, a pause, a stop or a new demand. */
+  private void burnUntil(long until) {
+    long x = burnState;
+    int version = demandSeen;
+    while (!pauseRequested && !stopRequested && demandVersion == version) {
+      for (int i = 0; i < BURN_CHUNK; i++) {
+        x ^= x << 13;
+        x ^= x >>> 7;
+        x ^= x << 17;
+      }
+      if (clock.nanoTime() >= until) {
+        break;
+      }
     }
+    burnState = x;
   }
 
   private void sleepForThrottle(long now) {

@@ -11,6 +11,8 @@ import dev.ferry.proto.WorkloadSpec;
 public final class Workload {
   /** Far above what one host can dirty; bounds the pacing arithmetic. */
   public static final long DIRTY_RATE_BYTES_PER_S_MAX = 64L << 30;
+  /** A vCPU computes at most all of its time. */
+  public static final double CPU_LOAD_MAX = dev.ferry.common.Specs.CPU_LOAD_MAX;
 
   private final WorkloadSpec spec;
   private final int workingSetFirstPage;
@@ -34,6 +36,7 @@ public final class Workload {
   public static Workload from(WorkloadSpec spec, long memoryBytes) {
     InvalidConfigException.requireRange("workload.dirty_rate_bytes_per_s",
         spec.getDirtyRateBytesPerS(), 0, DIRTY_RATE_BYTES_PER_S_MAX);
+    InvalidConfigException.requireRange("workload.cpu_load", spec.getCpuLoad(), 0.0, CPU_LOAD_MAX);
     long offset = spec.getWorkingSetOffsetBytes();
     long size = spec.getWorkingSetBytes() == 0 ? memoryBytes - offset : spec.getWorkingSetBytes();
     InvalidConfigException.requireRange("workload.working_set_offset_bytes", offset, 0, memoryBytes - 1);
@@ -76,6 +79,18 @@ public final class Workload {
 
   public long dirtyRateBytesPerSecond() {
     return spec.getDirtyRateBytesPerS();
+  }
+
+  public double cpuLoad() {
+    return spec.getCpuLoad();
+  }
+
+  /**
+   * This workload with another demand (the rest, and so the pages it writes, unchanged); errors
+   * name the field.
+   */
+  public Workload withDemand(double cpuLoad, long dirtyRateBytesPerS, long memoryBytes) {
+    return from(spec.toBuilder().setCpuLoad(cpuLoad).setDirtyRateBytesPerS(dirtyRateBytesPerS).build(), memoryBytes);
   }
 
   /** The page one step writes. */
