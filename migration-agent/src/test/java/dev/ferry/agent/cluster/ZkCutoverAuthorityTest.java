@@ -197,11 +197,7 @@ class ZkCutoverAuthorityTest {
 
   @Test
   void aCommitWhoseOutcomeCannotBeReadBackIsUnknown() throws Exception {
-    // A client that gives up quickly, so the test does not wait through Curator's retries.
-    CuratorFramework impatient = CuratorFrameworkFactory.builder().connectString(server.connectString())
-        .sessionTimeoutMs(4_000).connectionTimeoutMs(500).retryPolicy(new RetryNTimes(0, 0))
-        .authorization("digest", CREDENTIALS.getBytes(java.nio.charset.StandardCharsets.UTF_8)).build();
-    impatient.start();
+    CuratorFramework impatient = impatientClient();
     try {
       assertTrue(impatient.blockUntilConnected(10, TimeUnit.SECONDS));
       ZkCutoverAuthority authority = new ZkCutoverAuthority(impatient, "host-b", 0, READ_BACK_MILLIS)
@@ -272,10 +268,7 @@ class ZkCutoverAuthorityTest {
 
   @Test
   void aSettleWithoutZooKeeperIsUnknown() throws Exception {
-    CuratorFramework impatient = CuratorFrameworkFactory.builder().connectString(server.connectString())
-        .sessionTimeoutMs(4_000).connectionTimeoutMs(500).retryPolicy(new RetryNTimes(0, 0))
-        .authorization("digest", CREDENTIALS.getBytes(java.nio.charset.StandardCharsets.UTF_8)).build();
-    impatient.start();
+    CuratorFramework impatient = impatientClient();
     try {
       assertTrue(impatient.blockUntilConnected(10, TimeUnit.SECONDS));
       zk.close();
@@ -289,6 +282,15 @@ class ZkCutoverAuthorityTest {
     } finally {
       impatient.close();
     }
+  }
+
+  /** A client that gives up quickly, so the test does not wait through Curator's retries. */
+  private CuratorFramework impatientClient() {
+    CuratorFramework impatient = CuratorFrameworkFactory.builder().connectString(server.connectString())
+        .sessionTimeoutMs(4_000).connectionTimeoutMs(500).retryPolicy(new RetryNTimes(0, 0))
+        .authorization("digest", CREDENTIALS.getBytes(java.nio.charset.StandardCharsets.UTF_8)).build();
+    impatient.start();
+    return impatient;
   }
 
   /** The target's authority (host-b). */
