@@ -33,6 +33,11 @@ import picocli.CommandLine.Spec;
         "concurrency limits, tracks hosts, and serves the operator API (HTTP/JSON, bearer token)",
         "on --listen.",
         "",
+        "With --datastore it runs HA: a host silent for --ha-timeout (ZooKeeper session gone and",
+        "datastore heartbeat unchanged) is dead, and its running VMs restart on other hosts from",
+        "their disks, high priority first ('ferry vm create --ha-priority'); 'ferry ha config'",
+        "sets how many host failures admission control keeps memory for.",
+        "",
         "Every option can also come from --config FILE as 'name = value' lines using the option",
         "names without dashes (zk = 127.0.0.1:2181); the command line wins."},
     exitCodeListHeading = "%nExit codes:%n",
@@ -81,6 +86,16 @@ public final class CoordinatorCommand implements Callable<Integer> {
       description = "Concurrent migrations in the cluster (default: ${DEFAULT-VALUE}).", defaultValue = "8")
   String cluster;
 
+  @Option(names = "--ha-timeout", paramLabel = "SECONDS",
+      description = "HA: a host whose ZooKeeper session is gone and whose datastore heartbeat has not changed for "
+          + "this long is dead, and its VMs restart on other hosts by priority (default: ${DEFAULT-VALUE}; give the "
+          + "agents the same).", defaultValue = "15")
+  String haTimeout;
+
+  @Option(names = "--datastore", paramLabel = "DIR",
+      description = "The datastore the agents share, read for their heartbeats; HA is off without it.")
+  String datastore;
+
   @Override
   public Integer call() throws Exception {
     var err = spec.commandLine().getErr();
@@ -88,6 +103,7 @@ public final class CoordinatorCommand implements Callable<Integer> {
     InetSocketAddress listenAddress;
     String token;
     Planner.Limits limits;
+    long haTimeoutMillis;
     dev.ferry.agent.transport.MigrationTls tls;
     try {
       if (config != null) {
@@ -102,6 +118,10 @@ public final class CoordinatorCommand implements Callable<Integer> {
       zkSettings = zkOptions.settings();
       tls = tlsOptions.load();
       listenAddress = Addresses.parse("listen", listen);
+      haTimeoutMillis = dev.ferry.agent.cluster.HaTimeout.parseMillis("ha-timeout", haTimeout);
+      if (datastore != null && !Files.isDirectory(Path.of(datastore))) {
+        throw new InvalidConfigException("datastore", datastore + " is not a directory");
+      }
       token = dev.ferry.common.Tokens.read(Path.of(tokenFile));
       try {
         limits = new Planner.Limits(AgentCommand.parseInt("migrations-out-per-host", outPerHost),
@@ -117,7 +137,8 @@ public final class CoordinatorCommand implements Callable<Integer> {
     dev.ferry.agent.BlockingCheck.installIfAsked();
     String name = id != null ? id : "coordinator-" + ProcessHandle.current().pid();
     EmbeddedZooKeeper embedded = null;
-    Coordinator coordinator = new Coordinator(name, zkSettings, limits);
+    Coordinator coordinator = new Coordinator(name, zkSettings, limits, haTimeoutMillis,
+        datastore == null ? null : Path.of(datastore));
     ApiServer api = new ApiServer(coordinator, token, tls.logged("coordinator " + name));
     try {
       if (embeddedZkData != null) {

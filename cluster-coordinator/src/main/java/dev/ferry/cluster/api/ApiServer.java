@@ -67,6 +67,9 @@ import org.slf4j.LoggerFactory;
  *   GET    /v1/migrations/ID              MigrationRecord
  *   POST   /v1/migrations                 StartMigrationRequest -> MigrationRecord
  *   POST   /v1/migrations/ID/cancel       MigrationRecord
+ *   POST   /v1/vms/NAME/ha-priority       CreateVmRequest (its ha_priority) -> VmRecord
+ *   GET    /v1/ha                         HaStatus
+ *   POST   /v1/ha                         HaSettings -> HaStatus
  * </pre>
  */
 public final class ApiServer implements AutoCloseable {
@@ -219,6 +222,16 @@ public final class ApiServer implements AutoCloseable {
       if (collection.equals("migrations")) {
         return migrations(request, method, path);
       }
+      if (collection.equals("ha") && path.size() == 2) {
+        if (method.equals(HttpMethod.GET)) {
+          return ok(coordinator.requests().haStatus());
+        }
+        if (method.equals(HttpMethod.POST)) {
+          dev.ferry.proto.HaSettings.Builder body = dev.ferry.proto.HaSettings.newBuilder();
+          parse(request, body);
+          return ok(coordinator.requests().configureHa(body.build()));
+        }
+      }
       return error(HttpResponseStatus.NOT_FOUND, "no such endpoint: " + method + " " + uri.path());
     } catch (Refused e) {
       ApiError.Builder err = ApiError.newBuilder().setError(e.getMessage());
@@ -275,6 +288,11 @@ public final class ApiServer implements AutoCloseable {
               name("host", body.getHost());
             }
             return ok(coordinator.requests().resumeVm(name, body.getHost()));
+          }
+          case "ha-priority" -> {
+            CreateVmRequest.Builder body = CreateVmRequest.newBuilder();
+            parse(request, body);
+            return ok(coordinator.requests().setHaPriority(name, body.getHaPriority()));
           }
           default -> { }
         }

@@ -27,6 +27,7 @@ public final class Coordinator implements AutoCloseable {
   private final String id;
   private final ZkSettings zkSettings;
   private final Planner.Limits limits;
+  private final HaRestarts.Config ha;
   private CuratorFramework zk;
   private ClusterCaches caches;
   private Leadership leadership;
@@ -34,6 +35,17 @@ public final class Coordinator implements AutoCloseable {
   private volatile OperatorRequests requests;
 
   public Coordinator(String id, ZkSettings zkSettings, Planner.Limits limits) {
+    this(id, zkSettings, limits, dev.ferry.agent.cluster.HaTimeout.SECONDS_DEFAULT * 1000L, null);
+  }
+
+  /**
+   * With HA: hosts silent for {@code haTimeoutMillis} (no ZooKeeper session, no heartbeat on the
+   * datastore at {@code datastore}) are dead and their VMs restart elsewhere; HA is off without a
+   * datastore (null), as nothing could tell a host cut off from ZooKeeper from a dead one.
+   */
+  public Coordinator(String id, ZkSettings zkSettings, Planner.Limits limits, long haTimeoutMillis,
+      java.nio.file.Path datastore) {
+    this.ha = datastore == null ? null : new HaRestarts.Config(haTimeoutMillis, datastore);
     this.id = id;
     this.zkSettings = zkSettings;
     this.limits = limits;
@@ -52,8 +64,13 @@ public final class Coordinator implements AutoCloseable {
     caches = new ClusterCaches(zk, id, this::wake);
     leadership = new Leadership(zk, id, apiUrl, this::wake);
     FencedUpdates updates = new FencedUpdates(zk, leadership);
-    loop = new LeaderLoop(id, limits, zk, caches, leadership, updates);
-    requests = new OperatorRequests(id, apiUrl, zk, caches, leadership, updates, this::wake);
+    HaRestarts haRestarts = ha == null ? null
+        : new HaRestarts(zk, leadership, ha, VmPlacement.LEAST_LOADED, limits);
+    if (haRestarts == null) {
+      LOG.warn("coordinator {}: HA is off: without --datastore it cannot read the hosts' heartbeats", id);
+    }
+    loop = new LeaderLoop(id, limits, zk, caches, leadership, updates, haRestarts);
+    requests = new OperatorRequests(id, apiUrl, zk, caches, leadership, updates, this::wake, haRestarts);
     caches.start();
     leadership.start();
     loop.start();
@@ -64,7 +81,7 @@ public final class Coordinator implements AutoCloseable {
 
   private void createParents() throws Exception {
     for (String path : List.of(ZkPaths.HOSTS, ZkPaths.INVENTORY, ZkPaths.VMS, ZkPaths.MIGRATIONS, ZkPaths.COORDINATOR,
-        ZkPaths.RETIRED)) {
+        ZkPaths.RETIRED, ZkPaths.SETTINGS)) {
       try {
         zk.create().creatingParentsIfNeeded().forPath(path);
       } catch (KeeperException.NodeExistsException ignored) {

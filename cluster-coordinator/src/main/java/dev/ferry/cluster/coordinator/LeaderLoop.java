@@ -29,6 +29,8 @@ final class LeaderLoop implements AutoCloseable {
   private final ClusterCaches caches;
   private final Leadership leadership;
   private final FencedUpdates updates;
+  /** HA's step of the round, or null when HA is off (no --datastore to read heartbeats from). */
+  private final HaRestarts ha;
   private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor(r -> {
     Thread t = new Thread(r, "coordinator");
     t.setDaemon(true);
@@ -37,7 +39,8 @@ final class LeaderLoop implements AutoCloseable {
   private volatile boolean closed;
 
   LeaderLoop(String id, Planner.Limits limits, CuratorFramework zk, ClusterCaches caches, Leadership leadership,
-      FencedUpdates updates) {
+      FencedUpdates updates, HaRestarts ha) {
+    this.ha = ha;
     this.id = id;
     this.limits = limits;
     this.zk = zk;
@@ -73,6 +76,9 @@ final class LeaderLoop implements AutoCloseable {
   private void reconcile() throws Exception {
     for (Planner.Action action : Planner.plan(caches.view(), limits)) {
       apply(action);
+    }
+    if (ha != null) {
+      ha.round(caches.view()); // after the round's writes: a migration of a dead source is aborted first
     }
   }
 

@@ -12,6 +12,10 @@ public final class ZkPaths {
   public static final String COORDINATOR_EPOCH = COORDINATOR + "/epoch";
   /** The last epoch of each deleted VM: a VM created again under its name continues above it. */
   public static final String RETIRED = ROOT + "/retired";
+  /** The cluster's settings, one node per feature. */
+  public static final String SETTINGS = ROOT + "/settings";
+  /** HA's settings ({@code HaSettings}): admission control's failover hosts. */
+  public static final String HA_SETTINGS = SETTINGS + "/ha";
 
   private ZkPaths() {}
 
