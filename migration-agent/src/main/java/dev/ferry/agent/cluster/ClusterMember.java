@@ -369,8 +369,12 @@ public final class ClusterMember implements AutoCloseable {
     }
     boolean inZk = connected.get() && !closed && published && sampleRoundTrip();
     if (stored || inZk) {
-      powerOffIfIsolated(); // a permit that ran out is not revived: the guests go first
-      isolation.proven(started);
+      synchronized (isolation) {
+        // A permit that ran out is not revived while a stale guest is left: the guests go first.
+        if (powerOffIfIsolated()) {
+          isolation.proven(started);
+        }
+      }
     }
     try {
       if (connected.get() && !closed) {
@@ -381,17 +385,24 @@ public final class ClusterMember implements AutoCloseable {
     }
   }
 
-  /** Powers the guests here off once the run permit has run out (see {@link Isolation}). */
-  private void powerOffIfIsolated() {
-    if (closed || !isolation.lapsed(System.nanoTime()) || local.guestStates().isEmpty()) {
-      return;
-    }
-    try {
-      local.powerOffAll("isolated: no ZooKeeper round trip and no datastore heartbeat for "
-          + isolation.silentMillis(System.nanoTime()) + " ms (HA timeout " + haTimeoutMillis / 1000
-          + " s; its VMs may restart elsewhere)");
-    } catch (RuntimeException e) {
-      LOG.error("host {}: powering off isolated guests failed: {}", local.hostId(), e.toString());
+  /**
+   * Powers the guests here off once the run permit has run out (see {@link Isolation}); true if
+   * no guest is left that the permit holds back (so a new proof may move the permit again).
+   * Under the isolation's monitor: the heartbeat's proof waits for a power-off in progress.
+   */
+  private boolean powerOffIfIsolated() {
+    synchronized (isolation) {
+      if (closed || !isolation.lapsed(System.nanoTime()) || local.guestStates().isEmpty()) {
+        return true;
+      }
+      try {
+        local.powerOffAll("isolated: no ZooKeeper round trip and no datastore heartbeat for "
+            + isolation.silentMillis(System.nanoTime()) + " ms (HA timeout " + haTimeoutMillis / 1000
+            + " s; its VMs may restart elsewhere)");
+      } catch (RuntimeException e) {
+        LOG.error("host {}: powering off isolated guests failed: {}", local.hostId(), e.toString());
+      }
+      return local.guestStates().isEmpty();
     }
   }
 
@@ -556,6 +567,13 @@ public final class ClusterMember implements AutoCloseable {
           a.name(), a.epoch());
       return true;
     } catch (RuntimeException e) {
+      if (e instanceof dev.ferry.storage.StorageException se
+          && se.problem() == dev.ferry.storage.StorageException.Problem.LOCK_TIMEOUT) {
+        // The VM's lease lock is held by a process that may be frozen (a host HA has just
+        // declared dead, stopped mid-write): it times out or comes back; the next round retries.
+        LOG.warn("host {}: VM {} not booted yet: {}", local.hostId(), a.name(), e.getMessage());
+        return false;
+      }
       // Not retried for this epoch, checkpoint and start request: the note and last_boot_error tell
       // the operator, who repairs and starts it again, stops it or moves it.
       bootFailed.add(a.bootKey());
