@@ -87,7 +87,7 @@ class IsolationTest {
       assertEquals("running", agent.guestStates().get("web-1"), "cut off from ZooKeeper only, the guest keeps running");
       LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(100));
     }
-    assertTrue(RunPermit.allows());
+    assertTrue(RunPermit.allows(System.nanoTime()));
 
     // The datastore goes too (its hosts/ directory becomes a file: no heartbeat can be written).
     Path hosts = datastore.resolve("hosts");
@@ -100,7 +100,7 @@ class IsolationTest {
     Files.writeString(hosts, "not a directory");
     long cutOff = System.nanoTime();
     RawPeer.await(() -> agent.guestStates().isEmpty(), Duration.ofSeconds(30), "the isolated agent powers web-1 off");
-    assertFalse(RunPermit.allows(), "no proof of life: the guests here may not run");
+    assertFalse(RunPermit.allows(System.nanoTime()), "no proof of life: the guests here may not run");
     // The vCPUs stopped at the permit's deadline: at most half the timeout after the last proof,
     // which began before the cut, so well before a coordinator could restart web-1 elsewhere.
     assertTrue(RunPermit.deadlineNanos() - cutOff <= TimeUnit.MILLISECONDS.toNanos(HA_TIMEOUT_MS / 2),

@@ -19,8 +19,8 @@ import org.slf4j.LoggerFactory;
 /**
  * The leader's HA step, once a round: measures the silences ({@link HaWatch}), finds the dead
  * hosts and their VMs' restarts ({@link HaPlanner}), and moves each VM's ownership in ZooKeeper
- * with one fenced multi-op. The new owner boots the guest from its disk (a restart: the record's
- * power is stopped and it holds no checkpoint), taking the datastore lease at the new epoch first.
+ * with one fenced multi-op. The new owner boots the guest from its disk (a restart: no guest runs
+ * it, so the owner boots it), taking the datastore lease at the new epoch first.
  *
  * <p>Why a VM never runs twice: the multi-op checks the VM record's version (so a restart, a
  * migration's commit or an operator's change in between makes it fail, and a VM moves at most
@@ -120,8 +120,8 @@ final class HaRestarts {
       return false;
     }
     String why = "restarted by HA on " + r.toHost() + ": host " + r.fromHost() + " died (" + Instant.now() + ")";
-    VmRecord moved = vm.toBuilder().setOwnerHost(r.toHost()).setEpoch(r.epoch() + 1).setPower(PowerState.POWER_STOPPED)
-        .setCheckpoint("").setNote("").setLastBootError("").setHaRestart(why).build();
+    // Owner and epoch only (and why): power, checkpoint and notes stay the owner's agent's to write.
+    VmRecord moved = vm.toBuilder().setOwnerHost(r.toHost()).setEpoch(r.epoch() + 1).setHaRestart(why).build();
     String deadNode = ZkPaths.host(r.fromHost());
     try {
       leadership.write(List.of(

@@ -392,7 +392,7 @@ public final class ClusterMember implements AutoCloseable {
    */
   private boolean powerOffIfIsolated() {
     synchronized (isolation) {
-      if (closed || !isolation.lapsed(System.nanoTime()) || local.guestStates().isEmpty()) {
+      if (closed || !isolation.lapsed(System.nanoTime()) || !anyMayRun()) {
         return true;
       }
       try {
@@ -402,8 +402,16 @@ public final class ClusterMember implements AutoCloseable {
       } catch (RuntimeException e) {
         LOG.error("host {}: powering off isolated guests failed: {}", local.hostId(), e.toString());
       }
-      return local.guestStates().isEmpty();
+      return !anyMayRun();
     }
+  }
+
+  /**
+   * Whether a guest here may run on its own: any but an incoming one, which resumes only once
+   * ZooKeeper confirms its commit (a proof in itself).
+   */
+  private boolean anyMayRun() {
+    return local.guestStates().values().stream().anyMatch(state -> !"incoming".equals(state));
   }
 
   private void onConnectionState(ConnectionState state) {

@@ -28,9 +28,9 @@ public final class RunPermit {
     return DEADLINE.get();
   }
 
-  /** True while the guests may run. */
-  public static boolean allows() {
+  /** True while the guests may run, at {@code nowNanos} (the agent's clock: System.nanoTime). */
+  public static boolean allows(long nowNanos) {
     long deadline = DEADLINE.get();
-    return deadline == Long.MAX_VALUE || System.nanoTime() - deadline < 0;
+    return deadline == Long.MAX_VALUE || nowNanos - deadline < 0;
   }
 }

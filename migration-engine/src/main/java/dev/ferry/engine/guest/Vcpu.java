@@ -92,7 +92,7 @@ final class Vcpu implements Runnable {
         sleepForThrottle(now);
         continue;
       }
-      if (stepsPerSecond <= 0 || !RunPermit.allows()) {
+      if (stepsPerSecond <= 0 || !RunPermit.allows(now)) {
         // No permit: the cluster may have restarted this VM elsewhere; the agent powers it off.
         LockSupport.parkNanos(this, IDLE_PARK_NANOS);
         continue;
@@ -109,7 +109,7 @@ final class Vcpu implements Runnable {
       due = now;
     }
     int budget = STEPS_PER_CHECK_MAX;
-    while (due <= now && budget-- > 0 && !pauseRequested && RunPermit.allows()) {
+    while (due <= now && budget-- > 0 && !pauseRequested && RunPermit.allows(clock.nanoTime())) {
       step();
       paceSteps++;
       due = paceStartNanos + (long) (paceSteps * 1e9 / stepsPerSecond);
