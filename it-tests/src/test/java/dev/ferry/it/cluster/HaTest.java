@@ -128,6 +128,7 @@ class HaTest {
     int port = TestCluster.freePort();
     create("vm", "create", "kv-2", "--memory", "64MiB", "--dirty-rate", "4MiB/s", "--kv-port", Integer.toString(port),
         "--host", "host-1");
+    assertAdmissionControl();
     KvWriter writer = new KvWriter(port);
     writer.awaitMore(20);
     writer.stop(); // the frozen host must not be caught holding the VM's lease lock mid-write
@@ -172,6 +173,20 @@ class HaTest {
     List<RunIntervals.Interval> runs = assertNeverOnTwoHosts(List.of("kv-2"));
     System.out.println("HA: kv-2's runs: " + runs);
     assertTrue(runs.stream().anyMatch(r -> r.vm().equals("kv-2") && r.host().equals("host-1")), runs.toString());
+  }
+
+  /** {@code ferry ha config}: shows the settings, and a create that would break them is refused with the reason. */
+  private void assertAdmissionControl() {
+    TestCluster.Cli shown = cluster.cli("ha", "config");
+    assertEquals(0, shown.exitCode(), shown.toString());
+    assertTrue(shown.out().contains("failover hosts: 1") && shown.out().contains("HA timeout:     6 s"), shown.out());
+    TestCluster.Cli two = cluster.cli("ha", "config", "--failover-hosts", "2");
+    assertEquals(0, two.exitCode(), two.toString());
+    // Three 2 GiB hosts, two kept for failover: 2 GiB for VMs, 64 MiB of it taken by kv-2.
+    TestCluster.Cli refused = cluster.cli("vm", "create", "big-1", "--memory", "2000MiB", "--host", "host-3");
+    assertEquals(4, refused.exitCode(), refused.toString());
+    assertTrue(refused.err().contains("admission control keeps room for 2 host failures"), refused.toString());
+    assertEquals(0, cluster.cli("ha", "config", "--failover-hosts", "1").exitCode());
   }
 
   /** The live agent (other than {@code not}) that runs {@code vm} as its record's owner, or null after {@code timeout}. */
