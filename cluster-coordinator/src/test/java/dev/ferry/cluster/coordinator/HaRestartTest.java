@@ -180,7 +180,12 @@ class HaRestartTest {
     await("the caches show both hosts", Duration.ofSeconds(10), () -> coordinator.view().liveHosts().size() == 2);
     // Two 8 GiB hosts, one kept for failover: 8 GiB for VMs.
     GuestSpec big = dev.ferry.common.Specs.guest("db-1", "6GiB", 1, "0", null, 20, 80, "mixed", 5);
-    coordinator.requests().createVm(dev.ferry.proto.CreateVmRequest.newBuilder().setSpec(big).build());
+    VmRecord created = coordinator.requests().createVm(dev.ferry.proto.CreateVmRequest.newBuilder().setSpec(big).build());
+    assertEquals(HaPriority.HA_PRIORITY_MEDIUM, created.getHaPriority(), "medium unless asked otherwise");
+    assertEquals(HaPriority.HA_PRIORITY_LOW,
+        coordinator.requests().setHaPriority("db-1", HaPriority.HA_PRIORITY_LOW).getHaPriority(), "changeable");
+    assertEquals(400, org.junit.jupiter.api.Assertions.assertThrows(Refused.class,
+        () -> coordinator.requests().setHaPriority("db-1", HaPriority.HA_PRIORITY_UNSPECIFIED)).status());
     GuestSpec more = dev.ferry.common.Specs.guest("db-2", "3GiB", 1, "0", null, 20, 80, "mixed", 5);
     await("the caches show db-1", Duration.ofSeconds(10), () -> coordinator.view().vms().containsKey("db-1"));
     Refused refused = org.junit.jupiter.api.Assertions.assertThrows(Refused.class,
