@@ -244,8 +244,13 @@ public final class ClusterMember implements AutoCloseable {
     loop.scheduleWithFixedDelay(this::reconcileSafely, 0, RECONCILE_EVERY_MILLIS, TimeUnit.MILLISECONDS);
     long heartbeatMillis = HaTimeout.heartbeatMillis(haTimeoutMillis);
     loop.scheduleWithFixedDelay(this::heartbeat, 0, heartbeatMillis, TimeUnit.MILLISECONDS);
-    isolationWatch.scheduleWithFixedDelay(this::powerOffIfIsolated, heartbeatMillis, Math.max(50, heartbeatMillis / 4),
-        TimeUnit.MILLISECONDS);
+    isolationWatch.scheduleWithFixedDelay(() -> {
+      try {
+        powerOffIfIsolated();
+      } catch (RuntimeException e) { // never end the schedule
+        LOG.error("host {}: isolation check failed: {}", local.hostId(), e.toString());
+      }
+    }, heartbeatMillis, Math.max(50, heartbeatMillis / 4), TimeUnit.MILLISECONDS);
     LOG.info("host {} joined the cluster at {} ({} cores, {})", local.hostId(), settings.connect(), cpuCores, cpuModel);
     return this;
   }
