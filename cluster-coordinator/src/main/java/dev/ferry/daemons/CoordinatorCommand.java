@@ -33,6 +33,11 @@ import picocli.CommandLine.Spec;
         "concurrency limits, tracks hosts, and serves the operator API (HTTP/JSON, bearer token)",
         "on --listen.",
         "",
+        "With --datastore it runs HA: a host silent for --ha-timeout (ZooKeeper session gone and",
+        "datastore heartbeat unchanged) is dead, and its running VMs restart on other hosts from",
+        "their disks, high priority first ('ferry vm create --ha-priority'); 'ferry ha config'",
+        "sets how many host failures admission control keeps memory for.",
+        "",
         "Every option can also come from --config FILE as 'name = value' lines using the option",
         "names without dashes (zk = 127.0.0.1:2181); the command line wins."},
     exitCodeListHeading = "%nExit codes:%n",
@@ -92,6 +97,16 @@ public final class CoordinatorCommand implements Callable<Integer> {
           + "(default: ${DEFAULT-VALUE}, ~10 s at the agents' default --load-interval).")
   String loadWindow;
 
+  @Option(names = "--ha-timeout", paramLabel = "SECONDS",
+      description = "HA: a host whose ZooKeeper session is gone and whose datastore heartbeat has not changed for "
+          + "this long is dead, and its VMs restart on other hosts by priority (default: ${DEFAULT-VALUE}; give the "
+          + "agents the same).", defaultValue = "15")
+  String haTimeout;
+
+  @Option(names = "--datastore", paramLabel = "DIR",
+      description = "The datastore the agents share, read for their heartbeats; HA is off without it.")
+  String datastore;
+
   @Override
   public Integer call() throws Exception {
     var err = spec.commandLine().getErr();
@@ -101,6 +116,7 @@ public final class CoordinatorCommand implements Callable<Integer> {
     Planner.Limits limits;
     int events;
     int window;
+    long haTimeoutMillis;
     dev.ferry.agent.transport.MigrationTls tls;
     try {
       if (config != null) {
@@ -115,6 +131,10 @@ public final class CoordinatorCommand implements Callable<Integer> {
       zkSettings = zkOptions.settings();
       tls = tlsOptions.load();
       listenAddress = Addresses.parse("listen", listen);
+      haTimeoutMillis = dev.ferry.agent.cluster.HaTimeout.parseMillis("ha-timeout", haTimeout);
+      if (datastore != null && !Files.isDirectory(Path.of(datastore))) {
+        throw new InvalidConfigException("datastore", datastore + " is not a directory");
+      }
       token = dev.ferry.common.Tokens.read(Path.of(tokenFile));
       try {
         limits = new Planner.Limits(AgentCommand.parseInt("migrations-out-per-host", outPerHost),
@@ -135,7 +155,9 @@ public final class CoordinatorCommand implements Callable<Integer> {
     dev.ferry.agent.BlockingCheck.installIfAsked();
     String name = id != null ? id : "coordinator-" + ProcessHandle.current().pid();
     EmbeddedZooKeeper embedded = null;
-    Coordinator coordinator = new Coordinator(name, zkSettings, limits, events, window);
+    Coordinator coordinator = new Coordinator(name, zkSettings, Coordinator.Options.DEFAULT.withLimits(limits)
+        .withEventsKept(events).withLoadWindow(window).withHa(haTimeoutMillis,
+            datastore == null ? null : Path.of(datastore)));
     ApiServer api = new ApiServer(coordinator, token, tls.logged("coordinator " + name));
     try {
       if (embeddedZkData != null) {

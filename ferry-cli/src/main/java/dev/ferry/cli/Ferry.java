@@ -15,7 +15,7 @@ import picocli.CommandLine.Command;
     description = {"Ferry: live VM migration across a cluster of host agents.", ""},
     subcommands = {ListCommands.Hosts.class,
         ListCommands.Vms.class, VmCommands.class, MigrateCommands.Migrate.class, ListCommands.Migrations.class,
-        MigrateCommands.MigrationCmd.class, EventsCommand.class, CommandLine.HelpCommand.class},
+        MigrateCommands.MigrationCmd.class, EventsCommand.class, HaCommands.class, CommandLine.HelpCommand.class},
     footerHeading = "%nDaemons and host tools (same launcher, each with its own --help):%n",
     footer = {"  agent        Run a host agent.", "  coordinator  Run a coordinator (one leads, the rest stand by).",
         "  zk-server    Run a ZooKeeper server for a small cluster.",

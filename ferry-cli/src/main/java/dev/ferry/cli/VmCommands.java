@@ -84,10 +84,25 @@ final class VmCommands implements Runnable {
     @Option(names = "--ip", paramLabel = "IP", description = "IP address the guest keeps wherever it runs.")
     String ip;
 
+    @Option(names = "--ha-priority", paramLabel = "PRIORITY",
+        description = "high, medium, low or disabled: when its host dies, HA restarts it elsewhere, higher first; "
+            + "disabled: never (default: medium).")
+    String haPriority;
+
     @Override
     int run(ApiClient api) throws IOException, InterruptedException {
       GuestSpec guest = guestOptions.spec(name);
       CreateVmRequest.Builder request = CreateVmRequest.newBuilder().setSpec(guest);
+      if (haPriority != null) {
+        request.setHaPriority(switch (haPriority.toLowerCase(java.util.Locale.ROOT)) {
+          case "high" -> dev.ferry.proto.HaPriority.HA_PRIORITY_HIGH;
+          case "medium" -> dev.ferry.proto.HaPriority.HA_PRIORITY_MEDIUM;
+          case "low" -> dev.ferry.proto.HaPriority.HA_PRIORITY_LOW;
+          case "disabled" -> dev.ferry.proto.HaPriority.HA_PRIORITY_DISABLED;
+          default -> throw new dev.ferry.common.InvalidConfigException("ha-priority",
+              "'" + haPriority + "' is not high, medium, low or disabled");
+        });
+      }
       if (host != null) {
         request.setHost(host);
       }

@@ -58,6 +58,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   private NettyTransport transport;
   private MemoryPool memoryPool = MemoryPool.NONE;
   private ClusterMember member;
+  private final long haTimeoutMillis;
   /** Frees guests off the caller's thread (stopping their vCPU threads waits). */
   private final java.util.concurrent.ExecutorService reaper = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
     Thread t = new Thread(r, "guest-reaper");
@@ -82,6 +83,12 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
   public Agent(AgentConfig config, Clock clock) {
+    this(config, clock, dev.ferry.agent.cluster.HaTimeout.SECONDS_DEFAULT * 1000L);
+  }
+
+  /** {@code haTimeoutMillis}: the cluster's HA timeout (see {@code HaTimeout}); the agent stops its guests at half of it without a proof of life. */
+  public Agent(AgentConfig config, Clock clock, long haTimeoutMillis) {
+    this.haTimeoutMillis = haTimeoutMillis;
     this.config = config;
     this.clock = clock;
     this.guests = new Guests(config.hostId(), config.memoryCapacityBytes());
@@ -111,7 +118,7 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
       try {
         storage = new VmStorage(dev.ferry.storage.Datastore.open(config.datastore()), config.hostId());
         member = new ClusterMember(this, config.zk(), config.cpuModel(), config.cpuCores(),
-            config.loadIntervalMillis());
+            config.loadIntervalMillis(), haTimeoutMillis);
         member.join(); // closed with the agent if this fails
       } catch (Exception e) {
         close();
@@ -609,10 +616,21 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
   }
 
   @Override
-  public void renewLeases() {
-    if (storage != null) {
-      storage.renewAll();
+  public boolean renewLeases() {
+    return storage != null && storage.heartbeat();
+  }
+
+  @Override
+  public void powerOffAll(String why) {
+    // Nothing commits from an isolated host: its migrations are cancelled; a guest still in one
+    // is destroyed by the next check (its vCPUs are held by the run permit meanwhile).
+    for (String id : outgoing.ids()) {
+      cancelOutgoing(id, why);
     }
+    for (String name : guests.states().keySet()) {
+      destroyGuest(name, why);
+    }
+    LOG.warn("agent {}: powered its guests off: {}", hostId(), why);
   }
 
   @Override

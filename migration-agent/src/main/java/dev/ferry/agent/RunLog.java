@@ -22,6 +22,8 @@ import org.slf4j.LoggerFactory;
  * </pre>
  * Times are {@link System#nanoTime()} (CLOCK_MONOTONIC on Linux: comparable between the
  * processes of one machine). A start without its run line was running until the process died.
+ * An end is never later than the {@link dev.ferry.engine.guest.RunPermit}'s deadline: past it
+ * the vCPUs take no step.
  */
 final class RunLog implements Guest.RunObserver, AutoCloseable {
   static final String PROPERTY = "ferry.runlog";
@@ -56,10 +58,12 @@ final class RunLog implements Guest.RunObserver, AutoCloseable {
 
   @Override
   public synchronized void stopped(String guest) {
-    long now = System.nanoTime();
+    // No vCPU steps past the run permit's deadline (an agent frozen past it stops its guests when
+    // it wakes, but they ran only until the deadline).
+    long now = Math.min(System.nanoTime(), dev.ferry.engine.guest.RunPermit.deadlineNanos());
     Long since = startedNanos.remove(guest);
     if (since != null) {
-      write("run " + guest + " " + since + " " + now + " " + host + "\n");
+      write("run " + guest + " " + since + " " + Math.max(since, now) + " " + host + "\n");
     }
   }
 

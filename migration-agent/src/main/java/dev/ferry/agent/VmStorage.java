@@ -40,6 +40,8 @@ final class VmStorage implements AutoCloseable {
   private final Datastore datastore;
   private final String hostId;
   private final Map<String, LeasedWriter> writers = new ConcurrentHashMap<>();
+  /** This host's heartbeat number: starts at the wall clock so a restarted agent's numbers differ. */
+  private long heartbeatSequence = System.currentTimeMillis();
 
   VmStorage(Datastore datastore, String hostId) {
     this.datastore = datastore;
@@ -86,6 +88,23 @@ final class VmStorage implements AutoCloseable {
     if (writer != null) {
       writer.close();
     }
+  }
+
+  /**
+   * Writes this host's datastore heartbeat (HA's evidence that the host is alive even when its
+   * ZooKeeper session is gone), then renews the leases; true if the heartbeat was written.
+   */
+  boolean heartbeat() {
+    boolean written;
+    try {
+      datastore.heartbeats().write(hostId, ++heartbeatSequence, System.currentTimeMillis());
+      written = true;
+    } catch (StorageException e) {
+      LOG.warn("host {}: datastore heartbeat not written: {}", hostId, e.getMessage());
+      written = false;
+    }
+    renewAll();
+    return written;
   }
 
   /** Renews the heartbeat of every lease this host holds; one that was taken over is dropped. */

@@ -63,6 +63,11 @@ public final class Datastore {
     return root;
   }
 
+  /** The hosts' heartbeat files ({@code hosts/ID.heartbeat}), HA's evidence that a host still runs. */
+  public HostHeartbeat heartbeats() {
+    return new HostHeartbeat(root);
+  }
+
   /** Creates the directory of a new VM; fails with {@link Problem#ALREADY_EXISTS} if there is one. */
   public VmDirectory create(String vmName) {
     Path dir = vmPath(vmName);

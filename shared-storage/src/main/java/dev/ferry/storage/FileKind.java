@@ -14,7 +14,9 @@ enum FileKind {
   /** {@code disk-N.img}: a 4 KiB header block (capacity) before the raw disk bytes. */
   DISK("disk image", "FDSK", 1, 64),
   /** {@code checkpoint/NAME.ckpt}: the header before the streamed memory chunks and trailer. */
-  CHECKPOINT("memory checkpoint", "FCKP", 1, 1024);
+  CHECKPOINT("memory checkpoint", "FCKP", 1, 1024),
+  /** {@code hosts/ID.heartbeat}: host id, sequence number, wall-clock millis of the write. */
+  HEARTBEAT("host heartbeat", "FHBT", 1, 128);
 
   /** What the file is, for messages. */
   final String description;

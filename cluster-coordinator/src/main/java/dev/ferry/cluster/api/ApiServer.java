@@ -70,6 +70,9 @@ import org.slf4j.LoggerFactory;
  *   POST   /v1/migrations/ID/cancel       MigrationRecord
  *   GET    /v1/events[?after=SEQ][&limit=N]   EventList (after SEQ, oldest first; without after: the last N;
  *                                         N 1..1000, default 100; a standby answers too)
+ *   POST   /v1/vms/NAME/ha-priority       CreateVmRequest (its ha_priority) -> VmRecord
+ *   GET    /v1/ha                         HaStatus
+ *   POST   /v1/ha                         HaSettings -> HaStatus
  * </pre>
  */
 public final class ApiServer implements AutoCloseable {
@@ -225,6 +228,16 @@ public final class ApiServer implements AutoCloseable {
       if (collection.equals("events") && path.size() == 2 && method.equals(HttpMethod.GET)) {
         return events(uri);
       }
+      if (collection.equals("ha") && path.size() == 2) {
+        if (method.equals(HttpMethod.GET)) {
+          return ok(coordinator.requests().haStatus());
+        }
+        if (method.equals(HttpMethod.POST)) {
+          dev.ferry.proto.HaSettings.Builder body = dev.ferry.proto.HaSettings.newBuilder();
+          parse(request, body);
+          return ok(coordinator.requests().configureHa(body.build()));
+        }
+      }
       return error(HttpResponseStatus.NOT_FOUND, "no such endpoint: " + method + " " + uri.path());
     } catch (Refused e) {
       ApiError.Builder err = ApiError.newBuilder().setError(e.getMessage());
@@ -286,6 +299,11 @@ public final class ApiServer implements AutoCloseable {
               name("host", body.getHost());
             }
             return ok(coordinator.requests().resumeVm(name, body.getHost()));
+          }
+          case "ha-priority" -> {
+            CreateVmRequest.Builder body = CreateVmRequest.newBuilder();
+            parse(request, body);
+            return ok(coordinator.requests().setHaPriority(name, body.getHaPriority()));
           }
           default -> { }
         }

@@ -29,6 +29,7 @@ public final class Coordinator implements AutoCloseable {
   private final Planner.Limits limits;
   private final int eventsKept;
   private final LoadWindows loads;
+  private final HaRestarts.Config ha;
   private CuratorFramework zk;
   private ClusterCaches caches;
   private Leadership leadership;
@@ -37,14 +38,46 @@ public final class Coordinator implements AutoCloseable {
   private volatile OperatorRequests requests;
 
   public Coordinator(String id, ZkSettings zkSettings, Planner.Limits limits) {
-    this(id, zkSettings, limits, EventLog.KEPT_DEFAULT, LoadWindows.SIZE_DEFAULT);
+    this(id, zkSettings, Options.DEFAULT.withLimits(limits));
   }
 
   /**
+   * What a coordinator is started with.
+   *
    * @param eventsKept how many of the latest events the log keeps ({@link EventLog#checkKept})
    * @param loadWindow the agent reports each host's and VM's load window keeps (median over them)
+   * @param haTimeoutMillis HA: hosts silent this long (no ZooKeeper session, no heartbeat on the
+   *     datastore) are dead and their VMs restart elsewhere
+   * @param datastore where the hosts' heartbeats are read; null: HA is off, as nothing could tell a
+   *     host cut off from ZooKeeper from a dead one
    */
-  public Coordinator(String id, ZkSettings zkSettings, Planner.Limits limits, int eventsKept, int loadWindow) {
+  public record Options(Planner.Limits limits, int eventsKept, int loadWindow, long haTimeoutMillis,
+      java.nio.file.Path datastore) {
+    public static final Options DEFAULT = new Options(Planner.Limits.DEFAULT, EventLog.KEPT_DEFAULT,
+        LoadWindows.SIZE_DEFAULT, dev.ferry.agent.cluster.HaTimeout.SECONDS_DEFAULT * 1000L, null);
+
+    public Options withLimits(Planner.Limits l) {
+      return new Options(l, eventsKept, loadWindow, haTimeoutMillis, datastore);
+    }
+
+    public Options withEventsKept(int n) {
+      return new Options(limits, n, loadWindow, haTimeoutMillis, datastore);
+    }
+
+    public Options withLoadWindow(int n) {
+      return new Options(limits, eventsKept, n, haTimeoutMillis, datastore);
+    }
+
+    public Options withHa(long timeoutMillis, java.nio.file.Path dir) {
+      return new Options(limits, eventsKept, loadWindow, timeoutMillis, dir);
+    }
+  }
+
+  public Coordinator(String id, ZkSettings zkSettings, Options options) {
+    Planner.Limits limits = options.limits();
+    int eventsKept = options.eventsKept();
+    int loadWindow = options.loadWindow();
+    this.ha = options.datastore() == null ? null : new HaRestarts.Config(options.haTimeoutMillis(), options.datastore());
     this.id = id;
     this.zkSettings = zkSettings;
     this.limits = limits;
@@ -66,8 +99,13 @@ public final class Coordinator implements AutoCloseable {
     leadership = new Leadership(zk, id, apiUrl, this::wake);
     FencedUpdates updates = new FencedUpdates(zk, leadership);
     EventLog log = new EventLog(zk, leadership, eventsKept);
-    loop = new LeaderLoop(id, limits, zk, caches, leadership, updates, log);
-    requests = new OperatorRequests(id, apiUrl, zk, caches, leadership, updates, this::wake, log);
+    HaRestarts haRestarts = ha == null ? null
+        : new HaRestarts(zk, leadership, ha, VmPlacement.LEAST_LOADED, limits);
+    if (haRestarts == null) {
+      LOG.warn("coordinator {}: HA is off: without --datastore it cannot read the hosts' heartbeats", id);
+    }
+    loop = new LeaderLoop(id, limits, zk, caches, leadership, updates, log, haRestarts);
+    requests = new OperatorRequests(id, apiUrl, zk, caches, leadership, updates, this::wake, log, haRestarts);
     events = log;
     caches.start();
     leadership.start();
@@ -79,7 +117,7 @@ public final class Coordinator implements AutoCloseable {
 
   private void createParents() throws Exception {
     for (String path : List.of(ZkPaths.HOSTS, ZkPaths.INVENTORY, ZkPaths.VMS, ZkPaths.MIGRATIONS, ZkPaths.COORDINATOR,
-        ZkPaths.RETIRED, ZkPaths.EVENTS)) {
+        ZkPaths.RETIRED, ZkPaths.EVENTS, ZkPaths.SETTINGS)) {
       try {
         zk.create().creatingParentsIfNeeded().forPath(path);
       } catch (KeeperException.NodeExistsException ignored) {

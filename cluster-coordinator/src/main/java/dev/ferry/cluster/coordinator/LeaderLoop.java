@@ -39,6 +39,8 @@ final class LeaderLoop implements AutoCloseable {
   private final EventLog events;
   /** The epoch whose take-over is in the event log: only this thread reads and writes it. */
   private long announcedEpoch = -1;
+  /** HA's step of the round, or null when HA is off (no --datastore to read heartbeats from). */
+  private final HaRestarts ha;
   private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor(r -> {
     Thread t = new Thread(r, "coordinator");
     t.setDaemon(true);
@@ -47,7 +49,8 @@ final class LeaderLoop implements AutoCloseable {
   private volatile boolean closed;
 
   LeaderLoop(String id, Planner.Limits limits, CuratorFramework zk, ClusterCaches caches, Leadership leadership,
-      FencedUpdates updates, EventLog events) {
+      FencedUpdates updates, EventLog events, HaRestarts ha) {
+    this.ha = ha;
     this.id = id;
     this.limits = limits;
     this.zk = zk;
@@ -85,6 +88,13 @@ final class LeaderLoop implements AutoCloseable {
     announceLeadership();
     for (Planner.Action action : Planner.plan(caches.view(), limits)) {
       apply(action);
+    }
+    if (ha != null) {
+      // after the round's writes: a migration of a dead source is aborted first
+      for (HaPlanner.Restart r : ha.round(caches.view())) {
+        events.append(dev.ferry.proto.EventKind.EVENT_HA_RESTART, EventLog.Subject.vm(r.vm(), r.toHost()),
+            HaRestarts.describe(r));
+      }
     }
   }
 

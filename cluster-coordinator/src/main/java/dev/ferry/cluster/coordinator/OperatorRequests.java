@@ -36,9 +36,14 @@ public final class OperatorRequests {
   /** Wakes the leader's loop: a new or cancelled migration is acted on at once. */
   private final Runnable wake;
   private final EventLog events;
+  /** HA's state for {@code ferry ha config}, or null when HA is off. */
+  private final HaRestarts ha;
+  /** The bound on {@code --failover-hosts}. */
+  static final int FAILOVER_HOSTS_MAX = 64;
 
   OperatorRequests(String id, String apiUrl, CuratorFramework zk, ClusterCaches caches, Leadership leadership,
-      FencedUpdates updates, Runnable wake, EventLog events) {
+      FencedUpdates updates, Runnable wake, EventLog events, HaRestarts ha) {
+    this.ha = ha;
     this.id = id;
     this.apiUrl = apiUrl;
     this.zk = zk;
@@ -67,16 +72,27 @@ public final class OperatorRequests {
     } catch (dev.ferry.common.InvalidConfigException e) {
       throw new Refused(400, e.getMessage());
     }
-    Planner.Result placed = Planner.placeVm(caches.view(), request.getSpec(), request.getHost());
+    if (request.getHaPriority() == dev.ferry.proto.HaPriority.UNRECOGNIZED) {
+      throw new Refused(400, "ha_priority: must be high, medium, low or disabled");
+    }
+    ClusterView view = caches.view();
+    Planner.Result placed = Planner.placeVm(view, request.getSpec(), request.getHost());
     if (!placed.ok()) {
       throw new Refused(409, placed.refusal());
+    }
+    java.util.Optional<String> admission = HaPlanner.refuseAdmission(view, haSettings().getFailoverHosts(),
+        request.getSpec().getMemoryBytes(), request.getSpec().getName());
+    if (admission.isPresent()) {
+      throw new Refused(409, admission.get());
     }
     String name = request.getSpec().getName();
     VmRecord vm = VmRecord.newBuilder().setFormatVersion(Records.FORMAT).setSpec(request.getSpec())
         .setMac(request.getMac().isEmpty() ? macFor(name) : request.getMac()).setIp(request.getIp())
         .setDatastorePath("vms/" + name).setOwnerHost(placed.value()).setEpoch(firstEpoch(name))
         .setDesiredPower(dev.ferry.proto.PowerState.POWER_RUNNING).setPower(dev.ferry.proto.PowerState.POWER_STOPPED)
-        .setCoordinatorEpoch(leadership.epoch()).setCreatedMs(System.currentTimeMillis()).build();
+        .setCoordinatorEpoch(leadership.epoch()).setCreatedMs(System.currentTimeMillis())
+        .setHaPriority(request.getHaPriority() == dev.ferry.proto.HaPriority.HA_PRIORITY_UNSPECIFIED
+            ? dev.ferry.proto.HaPriority.HA_PRIORITY_MEDIUM : request.getHaPriority()).build();
     try {
       leadership.write(List.of(zk.transactionOp().create().forPath(ZkPaths.vm(name), Records.bytes(vm))));
     } catch (KeeperException.NodeExistsException e) {
@@ -168,6 +184,11 @@ public final class OperatorRequests {
       throw new Refused(409, target + " has " + dev.ferry.common.Sizes.formatBytes(free) + " free, " + name
           + " needs " + dev.ferry.common.Sizes.formatBytes(vm.getSpec().getMemoryBytes()));
     }
+    java.util.Optional<String> admission = HaPlanner.refuseAdmission(view, haSettings().getFailoverHosts(),
+        vm.getSpec().getMemoryBytes(), name);
+    if (admission.isPresent()) {
+      throw new Refused(409, admission.get());
+    }
     updates.vm(name, v -> v.getPower() == dev.ferry.proto.PowerState.POWER_SUSPENDED && v.getEpoch() == vm.getEpoch()
         ? v.toBuilder().setOwnerHost(target).setEpoch(v.getEpoch() + 1).setNote("")
             .setDesiredPower(dev.ferry.proto.PowerState.POWER_RUNNING).build() : v);
@@ -177,6 +198,59 @@ public final class OperatorRequests {
     }
     LOG.info("VM {} resumes on {} at epoch {}", name, target, after.getEpoch());
     return after;
+  }
+
+  /** Changes the VM's restart priority (HA reads it when its host dies). */
+  public VmRecord setHaPriority(String name, dev.ferry.proto.HaPriority priority) throws Exception {
+    requireLeader();
+    if (priority == dev.ferry.proto.HaPriority.UNRECOGNIZED || priority == dev.ferry.proto.HaPriority.HA_PRIORITY_UNSPECIFIED) {
+      throw new Refused(400, "ha_priority: must be high, medium, low or disabled");
+    }
+    requireVm(name);
+    updates.vm(name, v -> v.getHaPriority() == priority ? v : v.toBuilder().setHaPriority(priority).build());
+    return requireVm(name);
+  }
+
+  /** HA's settings as stored in ZooKeeper; the defaults (1 failover host) if none were set. */
+  dev.ferry.proto.HaSettings haSettings() throws Exception {
+    try {
+      return Records.haSettings(ZkPaths.HA_SETTINGS, zk.getData().forPath(ZkPaths.HA_SETTINGS));
+    } catch (KeeperException.NoNodeException e) {
+      return dev.ferry.proto.HaSettings.newBuilder().setFormatVersion(Records.FORMAT).setFailoverHosts(1).build();
+    }
+  }
+
+  /** HA's settings and what they mean now: the memory reserved for failover, hosts judged dead. */
+  public dev.ferry.proto.HaStatus haStatus() throws Exception {
+    requireLeader();
+    dev.ferry.proto.HaSettings settings = haSettings();
+    long[] reserve = HaPlanner.reserveAndAdmissible(caches.view(), settings.getFailoverHosts());
+    dev.ferry.proto.HaStatus.Builder status = dev.ferry.proto.HaStatus.newBuilder().setSettings(settings)
+        .setReservedBytes(reserve[0]).setAdmissibleBytes(reserve[1]);
+    if (ha != null) {
+      status.setHaTimeoutMs(ha.timeoutMillis()).addAllDeadHosts(ha.dead());
+    }
+    return status.build();
+  }
+
+  /** Sets HA's settings (stored in ZooKeeper, so they outlive this leader). */
+  public dev.ferry.proto.HaStatus configureHa(dev.ferry.proto.HaSettings requested) throws Exception {
+    requireLeader();
+    int n = requested.getFailoverHosts();
+    if (n < 0 || n > FAILOVER_HOSTS_MAX) {
+      throw new Refused(400, "failover_hosts: " + n + " is out of range (0.." + FAILOVER_HOSTS_MAX + ")");
+    }
+    byte[] data = Records.bytes(dev.ferry.proto.HaSettings.newBuilder().setFormatVersion(Records.FORMAT)
+        .setFailoverHosts(n).build());
+    Stat stat = zk.checkExists().forPath(ZkPaths.HA_SETTINGS);
+    try {
+      leadership.write(List.of(stat == null ? zk.transactionOp().create().forPath(ZkPaths.HA_SETTINGS, data)
+          : zk.transactionOp().setData().withVersion(stat.getVersion()).forPath(ZkPaths.HA_SETTINGS, data)));
+    } catch (KeeperException.NodeExistsException | KeeperException.BadVersionException e) {
+      throw new Refused(409, "HA settings changed meanwhile; try again");
+    }
+    LOG.info("HA: admission control keeps room for {} host failure(s)", n);
+    return haStatus();
   }
 
   public void deleteVm(String name) throws Exception {

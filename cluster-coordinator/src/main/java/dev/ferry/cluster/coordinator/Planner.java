@@ -147,6 +147,16 @@ public final class Planner {
           : Result.refused(requested + " has " + Sizes.formatBytes(free) + " free, " + spec.getName() + " needs "
               + Sizes.formatBytes(need));
     }
+    return leastLoaded(view, spec);
+  }
+
+  /**
+   * The placement of a VM without a requested host (vm create without --host, HA restarts): the
+   * least loaded live, active, reporting host with room for it. The one place that chooses, so a
+   * better placement (DRS's) replaces it here ({@link VmPlacement}).
+   */
+  public static Result leastLoaded(ClusterView view, GuestSpec spec) {
+    long need = spec.getMemoryBytes();
     return view.liveHosts().values().stream()
         .filter(h -> h.getState() == HostState.HOST_ACTIVE && view.memoryFreeBytes(h.getHostId()) >= need)
         .filter(h -> view.silence(h.getHostId()).isEmpty())

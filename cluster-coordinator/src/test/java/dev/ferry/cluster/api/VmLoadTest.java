@@ -86,7 +86,7 @@ class VmLoadTest {
     zkServer = EmbeddedZooKeeper.standalone(freePort(), dir.resolve("zk"));
     ZkSettings settings = new ZkSettings(zkServer.connectString(), CREDENTIALS, 10_000);
     admin = ZkClients.start(settings);
-    coordinator = new Coordinator("c1", settings, Planner.Limits.DEFAULT, dev.ferry.cluster.coordinator.EventLog.KEPT_DEFAULT, 3);
+    coordinator = new Coordinator("c1", settings, Coordinator.Options.DEFAULT.withLoadWindow(3));
     api = new ApiServer(coordinator, TOKEN).bind(new InetSocketAddress("127.0.0.1", 0));
     coordinator.start(url());
     await("the coordinator leads", coordinator::leading);

@@ -69,7 +69,7 @@ class EventLogTest {
   }
 
   private Coordinator coordinator(String id, int kept) throws Exception {
-    Coordinator c = new Coordinator(id, settings, Planner.Limits.DEFAULT, kept, LoadWindows.SIZE_DEFAULT);
+    Coordinator c = new Coordinator(id, settings, Coordinator.Options.DEFAULT.withEventsKept(kept));
     closing.add(0, c);
     c.start("http://127.0.0.1:1/" + id);
     return c;

@@ -90,6 +90,10 @@ public final class Records {
     return parse(path, data, CoordinatorEpoch.parser(), CoordinatorEpoch::getFormatVersion);
   }
 
+  public static dev.ferry.proto.HaSettings haSettings(String path, byte[] data) {
+    return parse(path, data, dev.ferry.proto.HaSettings.parser(), dev.ferry.proto.HaSettings::getFormatVersion);
+  }
+
   private static <T extends Message> T parse(String path, byte[] data, Parser<T> parser, ToIntFunction<T> version) {
     if (data == null || data.length == 0) {
       throw new RecordException("record " + path + " is empty");

@@ -14,6 +14,10 @@ public final class ZkPaths {
   public static final String RETIRED = ROOT + "/retired";
   /** The cluster's event log: one node per event, named by its sequence number. */
   public static final String EVENTS = ROOT + "/events";
+  /** The cluster's settings, one node per feature. */
+  public static final String SETTINGS = ROOT + "/settings";
+  /** HA's settings ({@code HaSettings}): admission control's failover hosts. */
+  public static final String HA_SETTINGS = SETTINGS + "/ha";
 
   private ZkPaths() {}
 

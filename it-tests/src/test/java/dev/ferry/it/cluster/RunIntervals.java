@@ -13,7 +13,8 @@ import java.util.Map;
  * {@code -Dferry.runlog=FILE} writes a line each time a guest's vCPUs start ({@code start VM
  * START_NANOS HOST}) and stop ({@code run VM START_NANOS END_NANOS HOST}), stamped with
  * System.nanoTime (CLOCK_MONOTONIC: one time line for every process on this machine). Unlike
- * sampling the agents, no double run is too short to be seen.
+ * sampling the agents, no double run is too short to be seen. A test that kills an agent appends
+ * {@code died NANOS HOST} to its log once the process is gone ({@link #died}).
  */
 final class RunIntervals {
   static final String PROPERTY = "ferry.runlog";
@@ -26,6 +27,12 @@ final class RunIntervals {
   }
 
   private RunIntervals() {}
+
+  /** Notes in {@code log} that {@code host}'s agent is dead (call after the process has exited). */
+  static void died(Path log, String host) throws IOException {
+    Files.writeString(log, "died " + System.nanoTime() + " " + host + "\n", java.nio.file.StandardOpenOption.APPEND,
+        java.nio.file.StandardOpenOption.CREATE);
+  }
 
   /** The JVM argument that makes an agent write its run log to {@code file}. */
   static String jvmArg(Path file) {
@@ -53,6 +60,17 @@ final class RunIntervals {
       String[] f = line.trim().split(" ");
       if (f[0].equals("start") && f.length == 4) {
         open.put(f[1] + " " + f[3], Long.parseLong(f[2]));
+      } else if (f[0].equals("died") && f.length == 3) {
+        // Written by a test after it killed the agent: whatever ran there stopped by then.
+        long died = Long.parseLong(f[1]);
+        open.entrySet().removeIf(e -> {
+          String[] k = e.getKey().split(" ");
+          if (!k[1].equals(f[2])) {
+            return false;
+          }
+          intervals.add(new Interval(k[0], k[1], e.getValue(), Math.max(e.getValue(), died), false));
+          return true;
+        });
       } else if (f[0].equals("run") && f.length == 5) {
         open.remove(f[1] + " " + f[4]);
         intervals.add(new Interval(f[1], f[4], Long.parseLong(f[2]), Long.parseLong(f[3]), false));

@@ -121,11 +121,12 @@ final class TestCluster implements AutoCloseable {
     return List.of("--zk", zkConnect, "--zk-credentials-file", credentials.toString());
   }
 
-  void startCoordinator(String id) throws IOException {
+  void startCoordinator(String id, String... extra) throws IOException {
     int port = freePort();
     List<String> args = new ArrayList<>(List.of("coordinator", "--id", id, "--listen", "127.0.0.1:" + port,
         "--token-file", token.toString(), "--tls-dir", tlsDir(id).toString()));
     args.addAll(zkArgs());
+    args.addAll(List.of(extra));
     FerryProcess p = FerryProcess.start(id, dir, List.of(), args);
     coordinators.put(id, p);
     coordinatorUrls.put(id, "http://127.0.0.1:" + port);
@@ -206,7 +207,8 @@ final class TestCluster implements AutoCloseable {
 
   /** How many leading words name (sub)commands: "vm create NAME" -> 2, "migrate NAME" -> 1. */
   private static int subcommandDepth(String[] args) {
-    return args.length > 0 && (args[0].equals("vm") || args[0].equals("migration") || args[0].equals("datastore"))
+    return args.length > 0 && (args[0].equals("vm") || args[0].equals("migration") || args[0].equals("datastore")
+        || args[0].equals("ha"))
         ? 2 : 1;
   }
 

@@ -100,20 +100,29 @@ public final class AgentCommand implements Callable<Integer> {
       description = "Concurrent migrations into this host (the coordinator plans with its own option of this name; default: ${DEFAULT-VALUE}).", defaultValue = "2")
   String migrationsInMax;
 
+  @Option(names = "--ha-timeout", paramLabel = "SECONDS",
+      description = "The cluster's HA timeout; give every agent and coordinator the same (default: ${DEFAULT-VALUE}). "
+          + "A host whose ZooKeeper session is gone and whose datastore heartbeat has stopped this long is dead and "
+          + "its VMs restart elsewhere; so this agent powers its guests off by itself after half of it without "
+          + "reaching ZooKeeper or the datastore.", defaultValue = "15")
+  String haTimeout;
+
   @Override
   public Integer call() throws Exception {
     AgentConfig agentConfig;
+    long haTimeoutMillis;
     try {
       if (config != null) {
         ConfigFile.apply(config, spec, spec.commandLine().getParseResult(), Set.of("config", "help", "version"));
       }
       agentConfig = toConfig();
+      haTimeoutMillis = dev.ferry.agent.cluster.HaTimeout.parseMillis("ha-timeout", haTimeout);
     } catch (InvalidConfigException e) {
       spec.commandLine().getErr().println("ferry agent: " + e.getMessage());
       return ExitCodes.USAGE;
     }
     dev.ferry.agent.BlockingCheck.installIfAsked();
-    Agent agent = new Agent(agentConfig, Clock.SYSTEM);
+    Agent agent = new Agent(agentConfig, Clock.SYSTEM, haTimeoutMillis);
     try {
       agent.start();
     } catch (RuntimeException e) {

@@ -56,7 +56,6 @@ import org.slf4j.LoggerFactory;
 public final class ClusterMember implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(ClusterMember.class);
   private static final long RECONCILE_EVERY_MILLIS = 500;
-  private static final long HEARTBEAT_EVERY_MILLIS = 2_000;
   /** The load report's interval by default (--load-interval). */
   public static final long LOAD_INTERVAL_MILLIS_DEFAULT = 2_000;
   private static final long PROGRESS_EVERY_NANOS = 1_000_000_000L;
@@ -86,8 +85,14 @@ public final class ClusterMember implements AutoCloseable {
     /** Suspends the running guest to the datastore and frees it here; returns the checkpoint's name. */
     String suspendGuest(String name, long epoch);
 
-    /** Renews the datastore leases of the VMs running here. */
-    void renewLeases();
+    /**
+     * Renews the datastore leases of the VMs running here and writes this host's datastore
+     * heartbeat; true if the heartbeat was written (HA's proof that the host is alive).
+     */
+    boolean renewLeases();
+
+    /** Powers off every guest here: the host is isolated and its VMs may be restarted elsewhere. */
+    void powerOffAll(String why);
 
     /**
      * The VM runs here as its owner at {@code epoch}: make sure it holds its lease and services, and
@@ -123,6 +128,15 @@ public final class ClusterMember implements AutoCloseable {
   /** Only the member's thread samples it. */
   private final LoadMeter loadMeter = new LoadMeter();
   private volatile LoadMeter.Report lastLoad = new LoadMeter.Report(0, List.of());
+  private final long haTimeoutMillis;
+  /** Proofs of life move the guests' run permit; without them the guests here are powered off. */
+  private final Isolation isolation;
+  /** Checks the run permit on its own thread, so a member loop stuck in a ZooKeeper call cannot delay the power-off. */
+  private final ScheduledExecutorService isolationWatch = Executors.newSingleThreadScheduledExecutor(r -> {
+    Thread t = new Thread(r, "ha-isolation");
+    t.setDaemon(true);
+    return t;
+  });
   private final Map<String, Long> epochSeen = new ConcurrentHashMap<>();
   private final Map<String, Long> progressWrittenNanos = new ConcurrentHashMap<>();
   private final Map<String, TargetMigration> undecided = new ConcurrentHashMap<>();
@@ -152,17 +166,25 @@ public final class ClusterMember implements AutoCloseable {
   /** The VM cache holds ZooKeeper's records (not an empty start): local guests without one may go. */
   private volatile boolean vmsLoaded;
 
+  public ClusterMember(Local local, ZkSettings settings, String cpuModel, int cpuCores) {
+    this(local, settings, cpuModel, cpuCores, LOAD_INTERVAL_MILLIS_DEFAULT, HaTimeout.SECONDS_DEFAULT * 1000L);
+  }
+
   /**
    * @param cpuCores the host's CPU capacity in cores, as reported
    * @param loadIntervalMillis how often the host record is rewritten with the measured load (it is
    *     also the host's liveness heartbeat, so kept under {@code ClusterView}'s staleness limit)
+   * @param haTimeoutMillis the cluster's HA timeout: without proof of life for half of it the guests here stop
    */
-  public ClusterMember(Local local, ZkSettings settings, String cpuModel, int cpuCores, long loadIntervalMillis) {
+  public ClusterMember(Local local, ZkSettings settings, String cpuModel, int cpuCores, long loadIntervalMillis,
+      long haTimeoutMillis) {
     this.local = local;
     this.settings = settings;
     this.cpuModel = cpuModel;
     this.cpuCores = cpuCores;
     this.loadIntervalMillis = loadIntervalMillis;
+    this.haTimeoutMillis = haTimeoutMillis;
+    this.isolation = new Isolation(haTimeoutMillis, System.nanoTime());
   }
 
   /**
@@ -220,8 +242,15 @@ public final class ClusterMember implements AutoCloseable {
     zk.getConnectionStateListenable().addListener((client, state) -> onConnectionState(state));
     published = true;
     loop.scheduleWithFixedDelay(this::reconcileSafely, 0, RECONCILE_EVERY_MILLIS, TimeUnit.MILLISECONDS);
-    loop.scheduleWithFixedDelay(this::heartbeat, HEARTBEAT_EVERY_MILLIS, HEARTBEAT_EVERY_MILLIS,
-        TimeUnit.MILLISECONDS);
+    long heartbeatMillis = HaTimeout.heartbeatMillis(haTimeoutMillis);
+    loop.scheduleWithFixedDelay(this::heartbeat, 0, heartbeatMillis, TimeUnit.MILLISECONDS);
+    isolationWatch.scheduleWithFixedDelay(() -> {
+      try {
+        powerOffIfIsolated();
+      } catch (RuntimeException e) { // never end the schedule
+        LOG.error("host {}: isolation check failed: {}", local.hostId(), e.toString());
+      }
+    }, heartbeatMillis, Math.max(50, heartbeatMillis / 4), TimeUnit.MILLISECONDS);
     loop.execute(this::sampleLoad); // the first sample: the next report's figures cover one interval
     loop.scheduleWithFixedDelay(this::reportLoad, loadIntervalMillis, loadIntervalMillis, TimeUnit.MILLISECONDS);
     LOG.info("host {} joined the cluster at {} ({} cores, {})", local.hostId(), settings.connect(), cpuCores, cpuModel);
@@ -328,10 +357,11 @@ public final class ClusterMember implements AutoCloseable {
     }
   }
 
-  private void sampleRoundTrip() {
+  /** One round trip, timed; true if ZooKeeper answered (with this host's node there: the session is ours). */
+  private boolean sampleRoundTrip() {
     try {
       long started = System.nanoTime();
-      zk.checkExists().forPath(ZkPaths.host(local.hostId()));
+      Stat stat = zk.checkExists().forPath(ZkPaths.host(local.hostId()));
       long took = System.nanoTime() - started;
       synchronized (roundTripsNanos) {
         roundTripsNanos.addLast(took);
@@ -339,20 +369,65 @@ public final class ClusterMember implements AutoCloseable {
           roundTripsNanos.removeFirst();
         }
       }
+      return stat != null && stat.getEphemeralOwner() == zk.getZookeeperClient().getZooKeeper().getSessionId();
     } catch (Exception e) {
       LOG.debug("round-trip sample failed: {}", e.toString());
+      return false;
     }
   }
 
+  /**
+   * Proves this host alive, to the datastore (its heartbeat, with the leases' renewals) and to
+   * ZooKeeper (a round trip that finds this session's host node), and moves the run permit from
+   * the moment the proofs began ({@link Isolation}).
+   */
   private void heartbeat() {
-    if (connected.get() && !closed) {
-      sampleRoundTrip();
-    }
+    long started = System.nanoTime();
+    boolean stored = false;
     try {
-      local.renewLeases();
+      stored = local.renewLeases();
     } catch (RuntimeException e) {
       LOG.warn("host {}: renewing leases failed: {}", local.hostId(), e.toString());
     }
+    boolean inZk = connected.get() && !closed && published && sampleRoundTrip();
+    if (stored || inZk) {
+      synchronized (isolation) {
+        // A permit that ran out is not revived while a stale guest is left: the guests go first.
+        if (powerOffIfIsolated()) {
+          isolation.proven(started);
+        }
+      }
+    }
+    // The host record itself is rewritten by the load report (one write per report).
+  }
+
+  /**
+   * Powers the guests here off once the run permit has run out (see {@link Isolation}); true if
+   * no guest is left that the permit holds back (so a new proof may move the permit again).
+   * Under the isolation's monitor: the heartbeat's proof waits for a power-off in progress.
+   */
+  private boolean powerOffIfIsolated() {
+    synchronized (isolation) {
+      if (closed || !isolation.lapsed(System.nanoTime()) || !anyMayRun()) {
+        return true;
+      }
+      try {
+        local.powerOffAll("isolated: no ZooKeeper round trip and no datastore heartbeat for "
+            + isolation.silentMillis(System.nanoTime()) + " ms (HA timeout " + haTimeoutMillis / 1000
+            + " s; its VMs may restart elsewhere)");
+      } catch (RuntimeException e) {
+        LOG.error("host {}: powering off isolated guests failed: {}", local.hostId(), e.toString());
+      }
+      return !anyMayRun();
+    }
+  }
+
+  /**
+   * Whether a guest here may run on its own: any but an incoming one, which resumes only once
+   * ZooKeeper confirms its commit (a proof in itself).
+   */
+  private boolean anyMayRun() {
+    return local.guestStates().values().stream().anyMatch(state -> !"incoming".equals(state));
   }
 
   private void onConnectionState(ConnectionState state) {
@@ -503,11 +578,26 @@ public final class ClusterMember implements AutoCloseable {
 
   private boolean boot(MemberPlanner.BootGuest a) {
     try {
+      if (!ownedNow(a.name(), a.epoch())) {
+        return false; // not ours any more (or not provably): the VM's steps wait for the next round
+      }
+    } catch (Exception e) {
+      LOG.debug("host {}: VM {}: cannot confirm ownership before booting: {}", local.hostId(), a.name(), e.toString());
+      return false;
+    }
+    try {
       local.bootGuest(a.spec(), a.epoch(), a.checkpoint());
       LOG.info("host {}: {} VM {} (epoch {})", local.hostId(), a.checkpoint().isEmpty() ? "booted" : "resumed",
           a.name(), a.epoch());
       return true;
     } catch (RuntimeException e) {
+      if (e instanceof dev.ferry.storage.StorageException se
+          && se.problem() == dev.ferry.storage.StorageException.Problem.LOCK_TIMEOUT) {
+        // The VM's lease lock is held by a process that may be frozen (a host HA has just
+        // declared dead, stopped mid-write): it times out or comes back; the next round retries.
+        LOG.warn("host {}: VM {} not booted yet: {}", local.hostId(), a.name(), e.getMessage());
+        return false;
+      }
       // Not retried for this epoch, checkpoint and start request: the note and last_boot_error tell
       // the operator, who repairs and starts it again, stops it or moves it.
       bootFailed.add(a.bootKey());
@@ -516,6 +606,26 @@ public final class ClusterMember implements AutoCloseable {
       updateVm(a.name(), v -> v.toBuilder().setNote(error).setLastBootError(error).build());
       return false;
     }
+  }
+
+  /**
+   * Whether this host may boot {@code name} at {@code epoch} now: its run permit holds, its own
+   * session's host node is registered, and ZooKeeper's latest record (after a sync) still names it
+   * owner at that epoch. The coordinator moves a dead host's VMs only while that host has no node
+   * (its HA multi-op fails if one exists), so an agent that reconnects after a freeze either sees
+   * the move here or has made it impossible; a cache that has not caught up cannot boot a stale copy.
+   */
+  private boolean ownedNow(String name, long epoch) throws Exception {
+    if (isolation.lapsed(System.nanoTime())) {
+      return false;
+    }
+    Stat hostNode = zk.checkExists().forPath(ZkPaths.host(local.hostId()));
+    if (hostNode == null || hostNode.getEphemeralOwner() != zk.getZookeeperClient().getZooKeeper().getSessionId()) {
+      return false;
+    }
+    ZkSync.sync(zk, ZkPaths.vm(name));
+    VmRecord fresh = Records.vm(ZkPaths.vm(name), zk.getData().forPath(ZkPaths.vm(name)));
+    return fresh.getOwnerHost().equals(local.hostId()) && fresh.getEpoch() == epoch;
   }
 
   private void suspend(MemberPlanner.SuspendGuest a) {
@@ -786,6 +896,8 @@ public final class ClusterMember implements AutoCloseable {
   public void close() {
     closed = true;
     loop.shutdownNow();
+    isolationWatch.shutdownNow();
+    Isolation.release(); // this process's guests are no longer held to this member's proofs
     try {
       if (vms != null) {
         vms.close();

@@ -125,6 +125,11 @@ final class Vcpu implements Runnable {
         sleepForThrottle(now);
         continue;
       }
+      if (!RunPermit.allows(now)) {
+        // No permit: the cluster may have restarted this VM elsewhere; the agent powers it off.
+        LockSupport.parkNanos(this, IDLE_PARK_NANOS);
+        continue;
+      }
       runSlice(now);
     }
     parked = true;
@@ -165,7 +170,7 @@ final class Vcpu implements Runnable {
       due = now;
     }
     int budget = STEPS_PER_CHECK_MAX;
-    while (due <= now && budget-- > 0 && !pauseRequested) {
+    while (due <= now && budget-- > 0 && !pauseRequested && RunPermit.allows(clock.nanoTime())) {
       step();
       paceSteps++;
       due = paceStartNanos + (long) (paceSteps * 1e9 / rate);
