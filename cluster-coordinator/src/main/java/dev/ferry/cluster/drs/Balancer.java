@@ -2,6 +2,7 @@ package dev.ferry.cluster.drs;
 
 import dev.ferry.common.Sizes;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashSet;
 import java.util.List;
@@ -19,10 +20,12 @@ import java.util.stream.IntStream;
  *
  * <p>Load is a host's CPU use divided by its capacity in cores (a busy VM belongs on the bigger
  * host); the spread is the population standard deviation of that load over the active hosts.
- * Balance is greedy: each step takes the move with the best benefit/cost, where benefit is the
- * drop in the loads' sum of squared deviations (a should rule adds or takes {@link #SHOULD_WEIGHT})
- * and cost is {@code 1 + memory/4 GiB + dirty rate/(256 MiB/s)}, plus 1 for a VM moved within
- * the recent-move window. A move must remove at least {@link #MIN_BENEFIT}.
+ * Balance is greedy: each step weighs the VMs of the {@link #CANDIDATE_HOSTS} most loaded hosts,
+ * each towards the {@link #TARGETS_PER_VM} least loaded hosts with room for it, and takes the
+ * move with the best benefit/cost, where benefit is the drop in the loads' sum of squared
+ * deviations (a should rule adds or takes {@link #SHOULD_WEIGHT}) and cost is
+ * {@code 1 + memory in GiB + dirty rate/(256 MiB/s)}, plus 1 for a VM moved within the
+ * recent-move window. A move must remove at least {@link #MIN_BENEFIT}.
  *
  * <p>No ping-pong: a VM moved within {@link DrsConfig#recentMoveWindowMillis()} is never moved
  * back to the host it left by balance, and moves elsewhere only for {@link #RECENT_BENEFIT} (a
@@ -32,10 +35,12 @@ import java.util.stream.IntStream;
  * anti-affinity rule, or past the concurrency limits (in-flight migrations count).
  */
 public final class Balancer {
-  /** Sources and targets considered per balance step: the most and least loaded hosts. */
+  /** Sources considered per balance step: the most loaded hosts (widened when they offer no move). */
   static final int CANDIDATE_HOSTS = 32;
   /** How wide a step looks when the extremes offer no move (rules, limits, full hosts). */
   static final int MAX_CANDIDATE_HOSTS = 256;
+  /** Targets weighed per VM: the least loaded hosts with room for it. */
+  static final int TARGETS_PER_VM = 16;
   static final double MIN_BENEFIT = 0.0005;
   static final double RECENT_BENEFIT = 0.05;
   static final double SHOULD_WEIGHT = 0.02;
@@ -191,12 +196,18 @@ public final class Balancer {
 
     void balance(double target) {
       s.recomputeSpread();
-      int candidates = CANDIDATE_HOSTS;
+      // every active host, least loaded first; re-sorted after each move (TimSort: nearly sorted, linear)
+      Integer[] byLoad = IntStream.range(0, s.hosts.length).filter(s::active).boxed().toArray(Integer[]::new);
+      Comparator<Integer> lighter = Comparator.comparingDouble(s::load);
       while (s.spread() > target && s.migrations < s.config.limits().cluster()) {
-        Move best = bestMove(candidates);
-        if (best == null && candidates < Math.min(s.hosts.length, MAX_CANDIDATE_HOSTS)) {
-          candidates *= 4; // nothing among the extremes (rules, limits): look wider before giving up
-          continue;
+        Arrays.sort(byLoad, lighter);
+        Move best = null;
+        int widest = Math.min(s.hosts.length, MAX_CANDIDATE_HOSTS);
+        for (int sources = Math.min(CANDIDATE_HOSTS, widest); ; sources = Math.min(sources * 4, widest)) {
+          best = bestMove(sources, byLoad);
+          if (best != null || sources >= widest) {
+            break; // found, or nothing even among the widest set (rules, limits, full hosts)
+          }
         }
         if (best == null) {
           return;
@@ -215,24 +226,36 @@ public final class Balancer {
 
     private record Move(int vm, int to, double score, double squaredDeviationsAfter) {}
 
-    private Move bestMove(int candidates) {
+    /**
+     * The best move of a VM on one of the {@code sourceCount} most loaded hosts; for each VM the
+     * targets are the {@link #TARGETS_PER_VM} least loaded hosts with room for it (memory, CPU,
+     * incoming limit), all less loaded than its host.
+     */
+    private Move bestMove(int sourceCount, Integer[] byLoad) {
       DrsConfig.Limits limits = s.config.limits();
-      int[] sources = extremes(candidates, true, h -> s.outgoing[h] < limits.outPerHost());
-      int[] targets = extremes(candidates, false, h -> s.incoming[h] < limits.inPerHost());
+      int[] sources = extremes(sourceCount, true, h -> s.outgoing[h] < limits.outPerHost());
       double now = s.squaredDeviations();
       Move best = null;
       for (int from : sources) {
+        double fromLoad = s.load(from);
         for (int vm : s.vmsOnHost.get(from)) {
-          double cores = s.vms[vm].cpuDemandCores();
+          Vm v = s.vms[vm];
+          double cores = v.cpuDemandCores();
           if (s.fixed[vm] || handled.contains(vm) || cores <= 0) {
             continue;
           }
-          Vm.LastMove last = s.vms[vm].lastMove();
+          Vm.LastMove last = v.lastMove();
           boolean recent = last != null && s.snapshot.nowMillis() - last.atMillis() < s.config.recentMoveWindowMillis();
-          for (int to : targets) {
-            if (to == from) {
+          int considered = 0;
+          for (int to : byLoad) {
+            if (s.load(to) >= fromLoad || considered >= TARGETS_PER_VM) {
+              break;
+            }
+            if (to == from || s.incoming[to] >= limits.inPerHost() || s.memoryFree(to) < v.memoryBytes()
+                || s.cpuUsed[to] + cores > s.hosts[to].cpuCapacityCores()) {
               continue;
             }
+            considered++;
             double after = s.squaredDeviationsAfter(from, to, cores);
             double benefit = now - after;
             if (benefit < MIN_BENEFIT || (recent && (benefit < RECENT_BENEFIT || last.fromHost().equals(s.hosts[to].id())))) {
@@ -299,8 +322,8 @@ public final class Balancer {
 
     private String describeVm(int vm) {
       Vm v = s.vms[vm];
-      return String.format(Locale.ROOT, "%s (%.1f cores, %s)", v.name(), v.cpuDemandCores(),
-          Sizes.formatBytes(v.memoryBytes()));
+      return String.format(Locale.ROOT, v.cpuDemandCores() < 0.095 ? "%s (%.2f cores, %s)" : "%s (%.1f cores, %s)",
+          v.name(), v.cpuDemandCores(), Sizes.formatBytes(v.memoryBytes()));
     }
 
     private List<Integer> hostsById() {

@@ -151,6 +151,11 @@ public final class Simulator {
     return names;
   }
 
+  /** The cluster as it stands (before any round): the benchmark plans over it. */
+  public Snapshot snapshot() {
+    return snapshot(START_MILLIS + round * settings.roundMillis());
+  }
+
   public Result run() {
     List<Round> rounds = new ArrayList<>();
     boolean settled = false;
