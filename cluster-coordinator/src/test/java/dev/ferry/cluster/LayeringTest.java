@@ -9,7 +9,9 @@ import com.tngtech.archunit.lang.ArchRule;
 
 /**
  * The coordinator's planner is a pure function (no ZooKeeper, no Netty, no clock of its own); the
- * coordinator and its API never import a command line.
+ * coordinator and its API never import a command line. DRS ({@code dev.ferry.cluster.drs}) is
+ * pure too, over plain records: no Netty, Curator, ZooKeeper, picocli or generated Protobuf types,
+ * and none of the coordinator's own classes (the coordinator builds its snapshots, not the reverse).
  */
 @AnalyzeClasses(packages = "dev.ferry.cluster", importOptions = ImportOption.DoNotIncludeTests.class)
 class LayeringTest {
@@ -21,4 +23,10 @@ class LayeringTest {
   @ArchTest
   static final ArchRule plannerIsPure = noClasses().that().haveSimpleNameStartingWith("Planner")
       .should().dependOnClassesThat().resideInAnyPackage("io.netty..", "org.apache.curator..", "org.apache.zookeeper..");
+
+  @ArchTest
+  static final ArchRule drsIsPure = noClasses().that().resideInAPackage("dev.ferry.cluster.drs..")
+      .should().dependOnClassesThat().resideInAnyPackage("io.netty..", "org.apache.curator..", "org.apache.zookeeper..",
+          "picocli..", "dev.ferry.proto..", "com.google.protobuf..", "dev.ferry.cluster.coordinator..",
+          "dev.ferry.cluster.api..", "dev.ferry.agent..");
 }
