@@ -14,6 +14,11 @@ public final class ZkPaths {
   public static final String RETIRED = ROOT + "/retired";
   /** The cluster's event log: one node per event, named by its sequence number. */
   public static final String EVENTS = ROOT + "/events";
+  public static final String DRS = ROOT + "/drs";
+  /** DRS's settings (mode, threshold, interval): one record, absent until an operator sets them. */
+  public static final String DRS_CONFIG = DRS + "/config";
+  /** Placement rules: one node per rule, named by the rule. */
+  public static final String RULES = ROOT + "/rules";
 
   private ZkPaths() {}
 
@@ -31,6 +36,11 @@ public final class ZkPaths {
 
   public static String retired(String name) {
     return RETIRED + "/" + name;
+  }
+
+  /** {@code name} must have been checked as a name (letters, digits, '.', '_', '-') by the caller. */
+  public static String rule(String name) {
+    return RULES + "/" + name;
   }
 
   /** Throws {@link dev.ferry.common.InvalidConfigException} unless {@code id} is a migration id: no path from a bad one. */
