@@ -64,6 +64,10 @@ final class ApiClient {
     return call("POST", path, body, into);
   }
 
+  <T extends Message.Builder> T put(String path, Message body, T into) throws IOException {
+    return call("PUT", path, body, into);
+  }
+
   void delete(String path) throws IOException {
     call("DELETE", path, null, null);
   }

@@ -39,7 +39,7 @@ final class ListCommands {
       Table t = new Table("HOST", "STATE", "ADDRESS", "CORES", "CPU", "MEMORY USED/TOTAL", "FREE", "VMS", "MIGRATING OUT/IN");
       for (HostView h : hosts.getHostsList()) {
         var r = h.getRecord();
-        t.row(r.getHostId(), h.getUp() ? state(r.getState()) : "down", r.getAddress(), r.getCpuCores(),
+        t.row(r.getHostId(), h.getUp() ? state(h) : "down" + maintenance(h), r.getAddress(), r.getCpuCores(),
             h.getUp() ? cpu(h.getCpuUsedCores(), r.getCpuCores()) : "",
             h.getUp() ? Sizes.formatBytes(r.getMemoryUsedBytes()) + " / " + Sizes.formatBytes(r.getMemoryBytes()) : "",
             h.getUp() ? Sizes.formatBytes(h.getMemoryFreeBytes()) : "", String.join(",", h.getVmsList()),
@@ -52,6 +52,27 @@ final class ListCommands {
     /** Windowed CPU use against the capacity: "37 % (0.74 cores)". */
     static String cpu(double usedCores, int capacity) {
       return String.format(Locale.ROOT, "%.0f %% (%.2f)", 100 * usedCores / Math.max(1, capacity), usedCores);
+    }
+
+    /**
+     * The coordinator's view first (the operator's maintenance, in the inventory), then the agent's
+     * own: "entering-maintenance (1 VM blocked: db-1: a must rule)", "in-maintenance", "active".
+     */
+    static String state(HostView h) {
+      String maintenance = maintenance(h);
+      return maintenance.isEmpty() ? state(h.getRecord().getState()) : maintenance.substring(2);
+    }
+
+    /** ", in-maintenance" and the like, or empty. */
+    private static String maintenance(HostView h) {
+      String blocked = h.getBlockedCount() == 0 ? "" : " (" + h.getBlockedCount()
+          + (h.getBlockedCount() == 1 ? " VM" : " VMs") + " blocked: " + String.join("; ", h.getBlockedList().stream()
+              .map(b -> b.getVm() + ": " + b.getReason()).toList()) + ")";
+      return switch (h.getMaintenance()) {
+        case MAINTENANCE_ENTERING -> ", entering-maintenance" + blocked;
+        case MAINTENANCE_IN -> ", in-maintenance";
+        default -> "";
+      };
     }
 
     private static String state(HostState s) {

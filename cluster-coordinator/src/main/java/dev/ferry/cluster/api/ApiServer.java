@@ -73,6 +73,12 @@ import org.slf4j.LoggerFactory;
  *   POST   /v1/vms/NAME/ha-priority       CreateVmRequest (its ha_priority) -> VmRecord
  *   GET    /v1/ha                         HaStatus
  *   POST   /v1/ha                         HaSettings -> HaStatus
+ *   POST   /v1/hosts/HOST/maintenance     MaintenanceRequest {"action":"enter"|"exit"} -> HostView
+ *   GET    /v1/drs/config                 DrsConfig (the defaults while none was set)
+ *   PUT    /v1/drs/config                 DrsConfigRequest (the fields given change) -> DrsConfig
+ *   GET    /v1/rules                      RuleList
+ *   POST   /v1/rules                      PlacementRule (name, kind, vms, host) -> PlacementRule
+ *   DELETE /v1/rules/NAME
  * </pre>
  */
 public final class ApiServer implements AutoCloseable {
@@ -219,6 +225,26 @@ public final class ApiServer implements AutoCloseable {
       if (collection.equals("hosts") && path.size() == 2 && method.equals(HttpMethod.GET)) {
         return ok(coordinator.requests().hosts());
       }
+      if (collection.equals("hosts") && path.size() == 4 && path.get(3).equals("maintenance")
+          && method.equals(HttpMethod.POST)) {
+        String host = name("host", path.get(2));
+        dev.ferry.proto.MaintenanceRequest.Builder body = dev.ferry.proto.MaintenanceRequest.newBuilder();
+        parse(request, body);
+        return ok(coordinator.requests().maintenance(host, body.getAction()));
+      }
+      if (collection.equals("drs") && path.size() == 3 && path.get(2).equals("config")) {
+        if (method.equals(HttpMethod.GET)) {
+          return ok(coordinator.requests().drsConfig());
+        }
+        if (method.equals(HttpMethod.PUT)) {
+          dev.ferry.proto.DrsConfigRequest.Builder body = dev.ferry.proto.DrsConfigRequest.newBuilder();
+          parse(request, body);
+          return ok(coordinator.requests().setDrsConfig(body.build()));
+        }
+      }
+      if (collection.equals("rules")) {
+        return rules(request, method, path);
+      }
       if (collection.equals("vms")) {
         return vms(request, method, path);
       }
@@ -332,6 +358,22 @@ public final class ApiServer implements AutoCloseable {
       if (path.size() == 4 && path.get(3).equals("cancel") && method.equals(HttpMethod.POST)) {
         return ok(coordinator.requests().cancelMigration(id));
       }
+    }
+    return error(HttpResponseStatus.NOT_FOUND, "no such endpoint: " + method + " /" + String.join("/", path));
+  }
+
+  private Answer rules(FullHttpRequest request, HttpMethod method, List<String> path) throws Exception {
+    if (path.size() == 2 && method.equals(HttpMethod.GET)) {
+      return ok(coordinator.requests().rules());
+    }
+    if (path.size() == 2 && method.equals(HttpMethod.POST)) {
+      dev.ferry.proto.PlacementRule.Builder body = dev.ferry.proto.PlacementRule.newBuilder();
+      parse(request, body);
+      return new Answer(HttpResponseStatus.CREATED, coordinator.requests().addRule(body.build()));
+    }
+    if (path.size() == 3 && method.equals(HttpMethod.DELETE)) {
+      coordinator.requests().removeRule(name("rule", path.get(2)));
+      return new Answer(HttpResponseStatus.NO_CONTENT, null);
     }
     return error(HttpResponseStatus.NOT_FOUND, "no such endpoint: " + method + " /" + String.join("/", path));
   }

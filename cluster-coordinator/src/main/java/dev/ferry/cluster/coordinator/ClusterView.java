@@ -44,6 +44,22 @@ public record ClusterView(Map<String, HostRecord> liveHosts, Map<String, HostInv
         ? Optional.of(hostId + " has not reported for " + ageMillis / 1000 + " s") : Optional.empty();
   }
 
+  /**
+   * "host-b is in maintenance (...)" if the operator put {@code hostId} in maintenance, entering
+   * or in (the coordinator's inventory): it takes no new VMs. Empty otherwise.
+   */
+  public Optional<String> maintenance(String hostId) {
+    HostInventory known = inventory.get(hostId);
+    if (known == null) {
+      return Optional.empty();
+    }
+    return switch (known.getMaintenance()) {
+      case MAINTENANCE_ENTERING -> Optional.of(hostId + " is entering maintenance: it takes no new VMs");
+      case MAINTENANCE_IN -> Optional.of(hostId + " is in maintenance: it takes no new VMs");
+      default -> Optional.empty();
+    };
+  }
+
   public Optional<VmRecord> vm(String name) {
     return Optional.ofNullable(vms.get(name));
   }

@@ -117,7 +117,7 @@ public final class Coordinator implements AutoCloseable {
 
   private void createParents() throws Exception {
     for (String path : List.of(ZkPaths.HOSTS, ZkPaths.INVENTORY, ZkPaths.VMS, ZkPaths.MIGRATIONS, ZkPaths.COORDINATOR,
-        ZkPaths.RETIRED, ZkPaths.EVENTS, ZkPaths.SETTINGS)) {
+        ZkPaths.RETIRED, ZkPaths.EVENTS, ZkPaths.SETTINGS, ZkPaths.DRS, ZkPaths.RULES)) {
       try {
         zk.create().creatingParentsIfNeeded().forPath(path);
       } catch (KeeperException.NodeExistsException ignored) {

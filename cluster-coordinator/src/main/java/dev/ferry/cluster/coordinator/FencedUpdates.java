@@ -31,6 +31,11 @@ final class FencedUpdates {
     return update(ZkPaths.vm(name), data -> Records.bytes(change.apply(Records.vm(ZkPaths.vm(name), data))));
   }
 
+  boolean inventory(String hostId, UnaryOperator<dev.ferry.proto.HostInventory> change) throws Exception {
+    return update(ZkPaths.inventory(hostId), data -> Records.bytes(change.apply(
+        Records.inventory(ZkPaths.inventory(hostId), data))));
+  }
+
   /** True if it wrote (false: nothing to change, or the node is gone). */
   private boolean update(String path, UnaryOperator<byte[]> change) throws Exception {
     ZkUpdate.Outcome outcome = ZkUpdate.apply(zk, path, change, (p, version, data) ->

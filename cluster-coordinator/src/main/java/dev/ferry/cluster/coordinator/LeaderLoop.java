@@ -135,6 +135,8 @@ final class LeaderLoop implements AutoCloseable {
       markHost(h.hostId(), h.up(), now);
     } else if (action instanceof Planner.Forget f) {
       forget(f.migrationId());
+    } else if (action instanceof Planner.MaintenanceReached r) {
+      maintenanceReached(r.hostId(), now);
     }
   }
 
@@ -192,11 +194,30 @@ final class LeaderLoop implements AutoCloseable {
     }
   }
 
+  /** Only from entering: an exit meanwhile wins. */
+  private void maintenanceReached(String hostId, long now) throws Exception {
+    if (updates.inventory(hostId, h -> h.getMaintenance() == dev.ferry.proto.MaintenanceState.MAINTENANCE_ENTERING
+        ? h.toBuilder().setMaintenance(dev.ferry.proto.MaintenanceState.MAINTENANCE_IN).setMaintenanceSinceMs(now)
+            .clearBlocked().build() : h)) {
+      LOG.info("host {} is in maintenance", hostId);
+      events.append(EventKind.EVENT_MAINTENANCE_ENTERED, EventLog.Subject.host(hostId),
+          "host " + hostId + " is in maintenance (no VM runs on it)");
+    }
+  }
+
   private void markHost(String hostId, boolean up, long now) throws Exception {
     String path = ZkPaths.inventory(hostId);
-    HostInventory.Builder record = HostInventory.newBuilder().setFormatVersion(Records.FORMAT).setHostId(hostId)
-        .setUp(up).setLastSeenMs(now).setDownSinceMs(up ? 0 : now);
-    Stat stat = zk.checkExists().forPath(path);
+    Stat stat = new Stat();
+    HostInventory.Builder record = HostInventory.newBuilder();
+    try {
+      // The operator's maintenance (and the drain's notes) stay as they are: only up/down changes here.
+      record = Records.inventory(path, zk.getData().storingStatIn(stat).forPath(path)).toBuilder();
+    } catch (org.apache.zookeeper.KeeperException.NoNodeException e) {
+      stat = null;
+    } catch (dev.ferry.cluster.model.RecordException e) {
+      LOG.warn("{}; writing it anew", e.getMessage());
+    }
+    record.setFormatVersion(Records.FORMAT).setHostId(hostId).setUp(up).setLastSeenMs(now).setDownSinceMs(up ? 0 : now);
     boolean known = stat != null;
     if (stat == null) {
       leadership.write(List.of(zk.transactionOp().create().forPath(path, Records.bytes(record.build()))));

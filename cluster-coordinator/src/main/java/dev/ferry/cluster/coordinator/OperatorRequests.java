@@ -179,6 +179,10 @@ public final class OperatorRequests {
     if (h.getState() != dev.ferry.proto.HostState.HOST_ACTIVE) {
       throw new Refused(409, target + " is in maintenance");
     }
+    java.util.Optional<String> maintenance = view.maintenance(target);
+    if (maintenance.isPresent()) {
+      throw new Refused(409, maintenance.get());
+    }
     long free = view.memoryFreeBytes(target);
     if (free < vm.getSpec().getMemoryBytes()) {
       throw new Refused(409, target + " has " + dev.ferry.common.Sizes.formatBytes(free) + " free, " + name
@@ -359,18 +363,30 @@ public final class OperatorRequests {
     dev.ferry.proto.HostList.Builder list = dev.ferry.proto.HostList.newBuilder();
     LoadWindows.Snapshot loads = caches.loads();
     for (String hostId : ids) {
-      HostRecord record = view.liveHosts().get(hostId);
-      if (record == null) {
-        record = HostRecord.newBuilder().setHostId(hostId).build();
-      }
-      List<MigrationRecord> active = view.migrations().values().stream().filter(ClusterView::isActive).toList();
-      list.addHosts(dev.ferry.proto.HostView.newBuilder().setRecord(record).setUp(view.isUp(hostId))
-          .setMemoryFreeBytes(view.memoryFreeBytes(hostId)).addAllVms(view.vmsOn(hostId))
-          .setCpuUsedCores(view.isUp(hostId) ? loads.hostCores().getOrDefault(hostId, 0.0) : 0)
-          .setMigrationsOut((int) active.stream().filter(m -> m.getSourceHost().equals(hostId)).count())
-          .setMigrationsIn((int) active.stream().filter(m -> m.getTargetHost().equals(hostId)).count()));
+      list.addHosts(hostView(view, hostId, view.inventory().get(hostId), loads));
     }
     return list.build();
+  }
+
+  /** {@code known}: the host's inventory record, or null (not written yet). */
+  private static dev.ferry.proto.HostView hostView(ClusterView view, String hostId, dev.ferry.proto.HostInventory known,
+      LoadWindows.Snapshot loads) {
+    HostRecord record = view.liveHosts().get(hostId);
+    if (record == null) {
+      record = HostRecord.newBuilder().setHostId(hostId).build();
+    }
+    List<MigrationRecord> active = view.migrations().values().stream().filter(ClusterView::isActive).toList();
+    dev.ferry.proto.HostView.Builder host = dev.ferry.proto.HostView.newBuilder().setRecord(record)
+        .setUp(view.isUp(hostId))
+        .setMemoryFreeBytes(view.memoryFreeBytes(hostId)).addAllVms(view.vmsOn(hostId))
+        .setCpuUsedCores(view.isUp(hostId) ? loads.hostCores().getOrDefault(hostId, 0.0) : 0)
+        .setMigrationsOut((int) active.stream().filter(m -> m.getSourceHost().equals(hostId)).count())
+        .setMigrationsIn((int) active.stream().filter(m -> m.getTargetHost().equals(hostId)).count());
+    if (known != null) {
+      host.setMaintenance(known.getMaintenance()).setMaintenanceSinceMs(known.getMaintenanceSinceMs())
+          .addAllBlocked(known.getBlockedList());
+    }
+    return host.build();
   }
 
   /** Every VM, and the windowed use of those running (median of their hosts' recent reports). */
@@ -441,6 +457,172 @@ public final class OperatorRequests {
   public MigrationRecord migration(String migrationId) throws Exception {
     requireLeader();
     return requireMigration(migrationId).toBuilder().clearSecret().build();
+  }
+
+  // --- DRS settings, placement rules, maintenance ------------------------------------------------
+
+  /** The DRS settings in force (the defaults while none were set). */
+  public dev.ferry.proto.DrsConfig drsConfig() throws Exception {
+    requireLeader();
+    return DrsSettings.read(zk);
+  }
+
+  /** Applies the fields the request gives (each checked) with a fenced, version-checked write. */
+  public dev.ferry.proto.DrsConfig setDrsConfig(dev.ferry.proto.DrsConfigRequest request) throws Exception {
+    requireLeader();
+    DrsSettings.apply(DrsSettings.DEFAULT, request); // every field checked before anything is read
+    for (int attempt = 0; attempt < ZkUpdate.ATTEMPTS_MAX; attempt++) {
+      Stat stat = new Stat();
+      dev.ferry.proto.DrsConfig current;
+      try {
+        current = Records.drsConfig(ZkPaths.DRS_CONFIG, zk.getData().storingStatIn(stat).forPath(ZkPaths.DRS_CONFIG));
+      } catch (KeeperException.NoNodeException e) {
+        current = DrsSettings.DEFAULT;
+        stat = null;
+      }
+      dev.ferry.proto.DrsConfig next = DrsSettings.apply(current, request).toBuilder()
+          .setUpdatedMs(System.currentTimeMillis()).setCoordinatorEpoch(leadership.epoch()).build();
+      byte[] data = Records.bytes(next);
+      try {
+        leadership.write(List.of(stat == null ? zk.transactionOp().create().forPath(ZkPaths.DRS_CONFIG, data)
+            : zk.transactionOp().setData().withVersion(stat.getVersion()).forPath(ZkPaths.DRS_CONFIG, data)));
+      } catch (KeeperException.BadVersionException | KeeperException.NodeExistsException e) {
+        continue; // another write came first: apply the request to what it wrote
+      }
+      String summary = "DRS " + DrsSettings.mode(next.getMode()) + ", threshold " + next.getThreshold() + ", every "
+          + next.getIntervalSeconds() + " s";
+      LOG.info("DRS settings: {}", summary);
+      events.append(dev.ferry.proto.EventKind.EVENT_DRS_CONFIG_CHANGED, EventLog.Subject.NONE,
+          "DRS settings changed: " + summary + " (was " + DrsSettings.mode(current.getMode()) + ", threshold "
+              + current.getThreshold() + ", every " + current.getIntervalSeconds() + " s)");
+      wake.run();
+      return next;
+    }
+    throw new Refused(409, ZkPaths.DRS_CONFIG + " keeps changing; try again");
+  }
+
+  public dev.ferry.proto.RuleList rules() throws Exception {
+    requireLeader();
+    return dev.ferry.proto.RuleList.newBuilder().addAllRules(DrsSettings.readRules(zk)).build();
+  }
+
+  /**
+   * Records a new rule. Its VMs must exist (a rule on a name mistyped would silently hold nothing),
+   * and so must a vm-host rule's host; names are taken once, a rule is never changed (remove it,
+   * add it again).
+   */
+  public dev.ferry.proto.PlacementRule addRule(dev.ferry.proto.PlacementRule request) throws Exception {
+    requireLeader();
+    PlacementRules.validate(request);
+    ClusterView view = caches.view();
+    for (String vm : request.getVmsList()) {
+      if (!view.vms().containsKey(vm)) {
+        throw new Refused(409, "vms: there is no VM named " + vm);
+      }
+    }
+    if (!request.getHost().isEmpty() && !view.inventory().containsKey(request.getHost())
+        && !view.liveHosts().containsKey(request.getHost())) {
+      throw new Refused(409, "host: there is no host named " + request.getHost());
+    }
+    if (zk.getChildren().forPath(ZkPaths.RULES).size() >= PlacementRules.RULES_MAX) {
+      throw new Refused(409, "there are already " + PlacementRules.RULES_MAX + " rules (the most the cluster keeps)");
+    }
+    dev.ferry.proto.PlacementRule rule = dev.ferry.proto.PlacementRule.newBuilder().setFormatVersion(Records.FORMAT)
+        .setName(request.getName()).setKind(request.getKind()).addAllVms(request.getVmsList()).setHost(request.getHost())
+        .setCreatedMs(System.currentTimeMillis()).setCoordinatorEpoch(leadership.epoch()).build();
+    try {
+      leadership.write(List.of(zk.transactionOp().create().forPath(ZkPaths.rule(rule.getName()), Records.bytes(rule))));
+    } catch (KeeperException.NodeExistsException e) {
+      throw new Refused(409, "a rule named " + rule.getName() + " already exists");
+    }
+    LOG.info("rule {} added ({})", rule.getName(), PlacementRules.describe(rule));
+    events.append(dev.ferry.proto.EventKind.EVENT_RULE_ADDED, ruleSubject(rule),
+        "rule " + rule.getName() + " added: " + PlacementRules.describe(rule));
+    wake.run();
+    return rule;
+  }
+
+  public void removeRule(String name) throws Exception {
+    requireLeader();
+    Stat stat = new Stat();
+    dev.ferry.proto.PlacementRule rule;
+    try {
+      rule = Records.rule(ZkPaths.rule(name), zk.getData().storingStatIn(stat).forPath(ZkPaths.rule(name)));
+    } catch (KeeperException.NoNodeException e) {
+      throw new Refused(404, "there is no rule named " + name);
+    } catch (dev.ferry.cluster.model.RecordException e) {
+      rule = dev.ferry.proto.PlacementRule.newBuilder().setName(name).build(); // unreadable: it may still go
+    }
+    try {
+      leadership.write(List.of(zk.transactionOp().delete().withVersion(stat.getVersion()).forPath(ZkPaths.rule(name))));
+    } catch (KeeperException.NoNodeException e) {
+      throw new Refused(404, "there is no rule named " + name);
+    }
+    LOG.info("rule {} removed", name);
+    events.append(dev.ferry.proto.EventKind.EVENT_RULE_REMOVED, ruleSubject(rule), "rule " + name + " removed"
+        + (rule.getKind() == dev.ferry.proto.RuleKind.RULE_KIND_UNSPECIFIED ? "" : " (" + PlacementRules.describe(rule) + ")"));
+    wake.run();
+  }
+
+  /** A vm-host rule is about its VM and host; a rule on several VMs names them in its message only. */
+  private static EventLog.Subject ruleSubject(dev.ferry.proto.PlacementRule rule) {
+    return rule.getVmsCount() == 1 ? EventLog.Subject.vm(rule.getVms(0), rule.getHost()) : EventLog.Subject.NONE;
+  }
+
+  /**
+   * {@code enter}: the host takes no new VMs from now on (placement, {@code vm create --host},
+   * {@code migrate --to}, {@code vm resume --on} refuse it) and is entering maintenance until no VM
+   * runs on it, then in maintenance (the leader's round). {@code exit}: back in service at once.
+   * Kept in the host's inventory record, so it survives a failover and the agent's restart.
+   */
+  public dev.ferry.proto.HostView maintenance(String hostId, String action) throws Exception {
+    requireLeader();
+    boolean enter = switch (action) {
+      case "enter" -> true;
+      case "exit" -> false;
+      default -> throw new Refused(400, "action: must be enter or exit, not '"
+          + (action.length() <= 48 ? action : action.substring(0, 48) + "...") + "'");
+    };
+    ClusterView view = caches.view();
+    if (!view.inventory().containsKey(hostId)) {
+      throw new Refused(view.liveHosts().containsKey(hostId) ? 409 : 404, view.liveHosts().containsKey(hostId)
+          ? "host " + hostId + " has only just joined; try again in a second" : "there is no host named " + hostId);
+    }
+    long now = System.currentTimeMillis();
+    java.util.concurrent.atomic.AtomicReference<dev.ferry.proto.MaintenanceState> was =
+        new java.util.concurrent.atomic.AtomicReference<>();
+    boolean written = updates.inventory(hostId, h -> {
+      was.set(h.getMaintenance());
+      if (enter == (h.getMaintenance() != dev.ferry.proto.MaintenanceState.MAINTENANCE_NONE)) {
+        return h; // already so: entering twice does not restart it
+      }
+      return h.toBuilder().setMaintenance(enter ? dev.ferry.proto.MaintenanceState.MAINTENANCE_ENTERING
+          : dev.ferry.proto.MaintenanceState.MAINTENANCE_NONE).setMaintenanceSinceMs(enter ? now : 0).clearBlocked().build();
+    });
+    if (written && enter) {
+      long running = caches.view().vms().values().stream().filter(v -> v.getOwnerHost().equals(hostId)
+          && (v.getDesiredPower() == dev.ferry.proto.PowerState.POWER_RUNNING
+              || v.getPower() == dev.ferry.proto.PowerState.POWER_RUNNING)).count();
+      LOG.info("host {} enters maintenance ({} VMs run on it)", hostId, running);
+      events.append(dev.ferry.proto.EventKind.EVENT_MAINTENANCE_ENTERED, EventLog.Subject.host(hostId),
+          "host " + hostId + " is entering maintenance: it takes no new VMs" + (running == 0 ? ""
+              : " (" + running + (running == 1 ? " VM runs" : " VMs run") + " on it)"));
+    } else if (written) {
+      // HOOK for the drain: exiting cancels a drain in progress. When the evacuation exists, it
+      // cancels here (or in the leader's round, seeing MAINTENANCE_NONE) the queued migrations it
+      // made off this host; migrations already running finish where they were going.
+      LOG.info("host {} exits maintenance (was {})", hostId, was.get());
+      events.append(dev.ferry.proto.EventKind.EVENT_MAINTENANCE_EXITED, EventLog.Subject.host(hostId),
+          "host " + hostId + " is back in service"
+              + (was.get() == dev.ferry.proto.MaintenanceState.MAINTENANCE_ENTERING ? " (it was still entering maintenance)" : ""));
+    }
+    wake.run();
+    return hostView(caches.view(), hostId, readInventory(hostId), caches.loads());
+  }
+
+  /** The record as ZooKeeper has it now (the caches may not have seen the write yet). */
+  private dev.ferry.proto.HostInventory readInventory(String hostId) throws Exception {
+    return Records.inventory(ZkPaths.inventory(hostId), zk.getData().forPath(ZkPaths.inventory(hostId)));
   }
 
   static String state(MigrationRecord m) {

@@ -36,7 +36,8 @@ public final class Planner {
   }
 
   /** Something to write. */
-  public sealed interface Action permits Admit, Abort, Cancel, Complete, Settle, ClearVmMigration, MarkHost, Forget {}
+  public sealed interface Action permits Admit, Abort, Cancel, Complete, Settle, ClearVmMigration, MarkHost, Forget,
+      MaintenanceReached {}
 
   /** How long a finished migration's record is kept for {@code ferry migrations}. */
   public static final long FINISHED_RETENTION_MILLIS = 24 * 3600_000L;
@@ -61,6 +62,9 @@ public final class Planner {
   public record ClearVmMigration(String vm, String migrationId) implements Action {}
 
   public record MarkHost(String hostId, boolean up) implements Action {}
+
+  /** A host entering maintenance runs no VM any more and nothing moves to or from it: it is in maintenance. */
+  public record MaintenanceReached(String hostId) implements Action {}
 
   private Planner() {}
 
@@ -105,6 +109,10 @@ public final class Planner {
     if (to.getState() == HostState.HOST_IN_MAINTENANCE || to.getState() == HostState.HOST_ENTERING_MAINTENANCE) {
       return Optional.of(target + " is in maintenance");
     }
+    Optional<String> maintenance = view.maintenance(target);
+    if (maintenance.isPresent()) {
+      return maintenance;
+    }
     HostRecord from = view.liveHosts().get(vm.getOwnerHost());
     if (from == null) {
       return Optional.of(name + "'s host " + vm.getOwnerHost() + " is down");
@@ -138,6 +146,10 @@ public final class Planner {
       if (host.getState() != HostState.HOST_ACTIVE) {
         return Result.refused(requested + " is in maintenance");
       }
+      Optional<String> maintenance = view.maintenance(requested);
+      if (maintenance.isPresent()) {
+        return Result.refused(maintenance.get());
+      }
       Optional<String> silent = view.silence(requested);
       if (silent.isPresent()) {
         return Result.refused(silent.get());
@@ -159,6 +171,7 @@ public final class Planner {
     long need = spec.getMemoryBytes();
     return view.liveHosts().values().stream()
         .filter(h -> h.getState() == HostState.HOST_ACTIVE && view.memoryFreeBytes(h.getHostId()) >= need)
+        .filter(h -> view.maintenance(h.getHostId()).isEmpty())
         .filter(h -> view.silence(h.getHostId()).isEmpty())
         .min(Comparator.comparingDouble((HostRecord h) -> h.getLoad() / Math.max(1, h.getCpuCores()))
             .thenComparing(h -> -view.memoryFreeBytes(h.getHostId())).thenComparing(HostRecord::getHostId))
@@ -186,6 +199,7 @@ public final class Planner {
   public static List<Action> plan(ClusterView view, Limits limits) {
     List<Action> actions = new ArrayList<>();
     markHosts(view, actions);
+    maintenanceReached(view, actions);
     Map<String, Integer> out = new HashMap<>();
     Map<String, Integer> in = new HashMap<>();
     int total = 0;
@@ -262,6 +276,27 @@ public final class Planner {
     MigrationState to = MigrationStates.settle(m.getState(), MigrationStates.reported(m.getReport().getPhase()),
         !m.getCommitOpId().isEmpty());
     return to == m.getState() ? Optional.empty() : Optional.of(new Settle(m.getId(), to, m.getReport().getReason()));
+  }
+
+  /**
+   * Entering → in maintenance once no VM wants to run or runs there (stopped and suspended VMs may
+   * stay: nothing of theirs runs on the host) and no migration to or from it is active. Moving the
+   * VMs off is the drain's job, not this.
+   */
+  private static void maintenanceReached(ClusterView view, List<Action> actions) {
+    for (HostInventory known : view.inventory().values()) {
+      if (known.getMaintenance() != dev.ferry.proto.MaintenanceState.MAINTENANCE_ENTERING) {
+        continue;
+      }
+      String hostId = known.getHostId();
+      boolean runs = view.vms().values().stream().anyMatch(v -> v.getOwnerHost().equals(hostId)
+          && (v.getDesiredPower() == PowerState.POWER_RUNNING || v.getPower() == PowerState.POWER_RUNNING));
+      boolean moving = view.migrations().values().stream().anyMatch(m -> ClusterView.isActive(m)
+          && (m.getSourceHost().equals(hostId) || m.getTargetHost().equals(hostId)));
+      if (!runs && !moving) {
+        actions.add(new MaintenanceReached(hostId));
+      }
+    }
   }
 
   private static void markHosts(ClusterView view, List<Action> actions) {

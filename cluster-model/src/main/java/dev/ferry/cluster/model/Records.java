@@ -86,6 +86,14 @@ public final class Records {
     return parse(path, data, dev.ferry.proto.ClusterEvent.parser(), dev.ferry.proto.ClusterEvent::getFormatVersion);
   }
 
+  public static dev.ferry.proto.DrsConfig drsConfig(String path, byte[] data) {
+    return parse(path, data, dev.ferry.proto.DrsConfig.parser(), dev.ferry.proto.DrsConfig::getFormatVersion);
+  }
+
+  public static dev.ferry.proto.PlacementRule rule(String path, byte[] data) {
+    return parse(path, data, dev.ferry.proto.PlacementRule.parser(), dev.ferry.proto.PlacementRule::getFormatVersion);
+  }
+
   public static CoordinatorEpoch epoch(String path, byte[] data) {
     return parse(path, data, CoordinatorEpoch.parser(), CoordinatorEpoch::getFormatVersion);
   }

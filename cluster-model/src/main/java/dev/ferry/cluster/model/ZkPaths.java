@@ -18,6 +18,11 @@ public final class ZkPaths {
   public static final String SETTINGS = ROOT + "/settings";
   /** HA's settings ({@code HaSettings}): admission control's failover hosts. */
   public static final String HA_SETTINGS = SETTINGS + "/ha";
+  public static final String DRS = ROOT + "/drs";
+  /** DRS's settings (mode, threshold, interval): one record, absent until an operator sets them. */
+  public static final String DRS_CONFIG = DRS + "/config";
+  /** Placement rules: one node per rule, named by the rule. */
+  public static final String RULES = ROOT + "/rules";
 
   private ZkPaths() {}
 
@@ -35,6 +40,11 @@ public final class ZkPaths {
 
   public static String retired(String name) {
     return RETIRED + "/" + name;
+  }
+
+  /** {@code name} must have been checked as a name (letters, digits, '.', '_', '-') by the caller. */
+  public static String rule(String name) {
+    return RULES + "/" + name;
   }
 
   /** Throws {@link dev.ferry.common.InvalidConfigException} unless {@code id} is a migration id: no path from a bad one. */

@@ -27,6 +27,18 @@ class RecordKindsTest {
     dev.ferry.proto.ClusterEvent event = dev.ferry.proto.ClusterEvent.newBuilder().setFormatVersion(Records.FORMAT)
         .setSeq(7).setKind(dev.ferry.proto.EventKind.EVENT_HOST_LOST).setHost("h1").setMessage("host h1 was lost").build();
     assertEquals(event, Records.event(ZkPaths.event(7), Records.bytes(event)));
+    dev.ferry.proto.DrsConfig drs = dev.ferry.proto.DrsConfig.newBuilder().setFormatVersion(Records.FORMAT)
+        .setMode(dev.ferry.proto.DrsMode.DRS_PARTIAL).setThreshold(4).setIntervalSeconds(30).build();
+    assertEquals(drs, Records.drsConfig(ZkPaths.DRS_CONFIG, Records.bytes(drs)));
+    dev.ferry.proto.PlacementRule rule = dev.ferry.proto.PlacementRule.newBuilder().setFormatVersion(Records.FORMAT)
+        .setName("apart").setKind(dev.ferry.proto.RuleKind.RULE_ANTI_AFFINITY).addVms("web-1").addVms("web-2").build();
+    assertEquals(rule, Records.rule(ZkPaths.rule("apart"), Records.bytes(rule)));
+    HostInventory draining = inventory.toBuilder().setMaintenance(dev.ferry.proto.MaintenanceState.MAINTENANCE_ENTERING)
+        .setMaintenanceSinceMs(5).addBlocked(dev.ferry.proto.MaintenanceBlock.newBuilder().setVm("db-1").setReason("must rule"))
+        .build();
+    assertEquals(draining, Records.inventory("/ferry/inventory/h1", Records.bytes(draining)));
+    byte[] newer = rule.toBuilder().setFormatVersion(Records.FORMAT + 1).build().toByteArray();
+    assertThrows(RecordException.class, () -> Records.rule(ZkPaths.rule("apart"), newer));
   }
 
   /** A VM record of exactly {@code bytes} bytes (its owner field padded). */
