@@ -11,8 +11,9 @@ import picocli.CommandLine.Option;
 
 /** {@code ferry drs config}: DRS's persistent settings. */
 @Command(name = "drs", mixinStandardHelpOptions = true,
-    description = "DRS, the cluster's automatic placement and balancing: its settings.",
-    subcommands = {DrsCommands.Config.class})
+    description = "DRS, the cluster's automatic placement and balancing: its settings, its last run, its moves.",
+    subcommands = {DrsCommands.Status.class, DrsCommands.Recommendations.class, DrsCommands.Apply.class,
+        DrsCommands.Config.class})
 final class DrsCommands implements Runnable {
   static final int THRESHOLD_MIN = 1;
   static final int THRESHOLD_MAX = 5;
@@ -95,6 +96,101 @@ final class DrsCommands implements Runnable {
         request.setIntervalSeconds(interval);
       }
       return request.build();
+    }
+  }
+
+  @Command(name = "status", mixinStandardHelpOptions = true,
+      description = {"DRS's settings and its last run: the CPU spread now (the standard deviation of each active",
+          "host's CPU use over its capacity), after the recommended moves, the threshold's target, and the",
+          "moves it started by itself."},
+      exitCodeListHeading = "%nExit codes:%n", exitCodeList = {"0:Success.", "2:Invalid command line.",
+          "3:No coordinator could be reached.", "6:Wrong API token."})
+  static final class Status extends ClusterCommand {
+    @Option(names = "--json", description = "Print the API's JSON.")
+    boolean json;
+
+    @Override
+    int run(ApiClient api) throws IOException {
+      dev.ferry.proto.DrsStatus status = api.get("v1/drs", dev.ferry.proto.DrsStatus.newBuilder()).build();
+      if (json) {
+        out().println(ApiClient.json(status));
+        return 0;
+      }
+      out().println(describe(status.getConfig()));
+      if (status.getLastRunMs() == 0) {
+        out().println("no run yet");
+        return 0;
+      }
+      out().printf(Locale.ROOT, "last run %s: spread %.2f, after the recommended moves %.2f, target %s%n",
+          java.time.Instant.ofEpochMilli(status.getLastRunMs()).truncatedTo(java.time.temporal.ChronoUnit.SECONDS),
+          status.getSpread(), status.getSpreadAfter(), Double.isInfinite(status.getTargetSpread())
+              ? "none (threshold 1: mandatory moves only)" : String.format(Locale.ROOT, "%.2f", status.getTargetSpread()));
+      out().printf(Locale.ROOT, "%d recommendation(s), %d blocked; %d move(s) started by DRS since this coordinator leads%n",
+          status.getRecommendationsCount(), status.getBlockedCount(), status.getMovesApplied());
+      return 0;
+    }
+  }
+
+  @Command(name = "recommendations", mixinStandardHelpOptions = true,
+      description = {"The moves DRS's last run recommends, each with its reason; 'auto' ones it starts by",
+          "itself (maintenance drains in every mode, the rest in full mode). Apply others with 'ferry drs apply'."},
+      exitCodeListHeading = "%nExit codes:%n", exitCodeList = {"0:Success.", "2:Invalid command line.",
+          "3:No coordinator could be reached.", "6:Wrong API token."})
+  static final class Recommendations extends ClusterCommand {
+    @Option(names = "--json", description = "Print the API's JSON.")
+    boolean json;
+
+    @Override
+    int run(ApiClient api) throws IOException {
+      dev.ferry.proto.DrsStatus status = api.get("v1/drs/recommendations", dev.ferry.proto.DrsStatus.newBuilder()).build();
+      if (json) {
+        out().println(ApiClient.json(status));
+        return 0;
+      }
+      if (status.getRecommendationsCount() == 0 && status.getBlockedCount() == 0) {
+        out().println("no recommendations");
+        return 0;
+      }
+      dev.ferry.common.Table t = new dev.ferry.common.Table("ID", "VM", "FROM", "TO", "KIND", "AUTO", "REASON");
+      for (dev.ferry.proto.DrsRecommendation r : status.getRecommendationsList()) {
+        t.row(r.getId(), r.getVm(), r.getFromHost(), r.getToHost(), r.getKind(), r.getAutomatic() ? "yes" : "no",
+            r.getReason());
+      }
+      t.print(out());
+      for (dev.ferry.proto.DrsBlocked b : status.getBlockedList()) {
+        out().println("blocked: " + b.getVm() + " on " + b.getHost() + ": " + b.getReason());
+      }
+      return 0;
+    }
+  }
+
+  @Command(name = "apply", mixinStandardHelpOptions = true,
+      description = {"Starts the moves DRS's last run recommends: those named (IDs from 'ferry drs recommendations'),",
+          "or all of them. Each is a live migration like 'ferry migrate' starts."},
+      exitCodeListHeading = "%nExit codes:%n", exitCodeList = {"0:Every move started.", "2:Invalid command line.",
+          "3:No coordinator could be reached.", "4:A move was refused (the reason is printed).", "6:Wrong API token."})
+  static final class Apply extends ClusterCommand {
+    @picocli.CommandLine.Parameters(paramLabel = "ID", arity = "0..*", description = "Recommendation ids (none: all).")
+    java.util.List<String> ids = new java.util.ArrayList<>();
+
+    @Override
+    int run(ApiClient api) throws IOException {
+      for (String id : ids) {
+        if (!id.matches("drs-[0-9a-f]{1,32}")) {
+          throw new InvalidConfigException("ID", "'" + id + "' is not a recommendation id (drs-...)");
+        }
+      }
+      dev.ferry.proto.DrsApplyResult result = api.post("v1/drs/apply",
+          dev.ferry.proto.DrsApplyRequest.newBuilder().addAllIds(ids).build(),
+          dev.ferry.proto.DrsApplyResult.newBuilder()).build();
+      for (dev.ferry.proto.MigrationRecord m : result.getStartedList()) {
+        out().println("started " + m.getId() + ": " + m.getVm() + " " + m.getSourceHost() + " -> " + m.getTargetHost());
+      }
+      result.getRefusedMap().forEach((id, why) -> spec.commandLine().getErr().println("not started " + id + ": " + why));
+      if (result.getStartedCount() == 0 && result.getRefusedCount() == 0) {
+        out().println("nothing to apply");
+      }
+      return result.getRefusedCount() == 0 ? 0 : dev.ferry.common.ExitCodes.REFUSED;
     }
   }
 

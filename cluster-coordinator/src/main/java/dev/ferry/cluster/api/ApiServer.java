@@ -74,6 +74,9 @@ import org.slf4j.LoggerFactory;
  *   GET    /v1/ha                         HaStatus
  *   POST   /v1/ha                         HaSettings -> HaStatus
  *   POST   /v1/hosts/HOST/maintenance     MaintenanceRequest {"action":"enter"|"exit"} -> HostView
+ *   GET    /v1/drs                        DrsStatus (settings, spread now/after/target, last run, its plan)
+ *   GET    /v1/drs/recommendations        DrsStatus with only the recommendations and blocked VMs
+ *   POST   /v1/drs/apply                  DrsApplyRequest {"ids":[...]} (none: all) -> DrsApplyResult
  *   GET    /v1/drs/config                 DrsConfig (the defaults while none was set)
  *   PUT    /v1/drs/config                 DrsConfigRequest (the fields given change) -> DrsConfig
  *   GET    /v1/rules                      RuleList
@@ -231,6 +234,28 @@ public final class ApiServer implements AutoCloseable {
         dev.ferry.proto.MaintenanceRequest.Builder body = dev.ferry.proto.MaintenanceRequest.newBuilder();
         parse(request, body);
         return ok(coordinator.requests().maintenance(host, body.getAction()));
+      }
+      if (collection.equals("drs") && path.size() == 2 && method.equals(HttpMethod.GET)) {
+        return ok(coordinator.drsStatus());
+      }
+      if (collection.equals("drs") && path.size() == 3 && path.get(2).equals("recommendations")
+          && method.equals(HttpMethod.GET)) {
+        dev.ferry.proto.DrsStatus status = coordinator.drsStatus();
+        return ok(dev.ferry.proto.DrsStatus.newBuilder().addAllRecommendations(status.getRecommendationsList())
+            .addAllBlocked(status.getBlockedList()).build());
+      }
+      if (collection.equals("drs") && path.size() == 3 && path.get(2).equals("apply") && method.equals(HttpMethod.POST)) {
+        dev.ferry.proto.DrsApplyRequest.Builder body = dev.ferry.proto.DrsApplyRequest.newBuilder();
+        parse(request, body);
+        if (body.getIdsCount() > 1000) {
+          throw new BadRequest("ids: at most 1000");
+        }
+        for (String each : body.getIdsList()) {
+          if (!each.matches("drs-[0-9a-f]{1,32}")) {
+            throw new BadRequest("ids: '" + each + "' is not a recommendation id (drs-...)");
+          }
+        }
+        return ok(coordinator.drsApply(body.getIdsList()));
       }
       if (collection.equals("drs") && path.size() == 3 && path.get(2).equals("config")) {
         if (method.equals(HttpMethod.GET)) {

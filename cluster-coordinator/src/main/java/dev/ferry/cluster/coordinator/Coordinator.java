@@ -36,6 +36,7 @@ public final class Coordinator implements AutoCloseable {
   private LeaderLoop loop;
   private volatile EventLog events;
   private volatile OperatorRequests requests;
+  private volatile DrsRound drs;
 
   public Coordinator(String id, ZkSettings zkSettings, Planner.Limits limits) {
     this(id, zkSettings, Options.DEFAULT.withLimits(limits));
@@ -104,8 +105,14 @@ public final class Coordinator implements AutoCloseable {
     if (haRestarts == null) {
       LOG.warn("coordinator {}: HA is off: without --datastore it cannot read the hosts' heartbeats", id);
     }
-    loop = new LeaderLoop(id, limits, zk, caches, leadership, updates, log, haRestarts);
-    requests = new OperatorRequests(id, apiUrl, zk, caches, leadership, updates, this::wake, log, haRestarts);
+    DrsRound drsRound = new DrsRound(zk, caches, limits, updates, log, request -> requests().startMigration(request));
+    loop = new LeaderLoop(id, limits, zk, caches, leadership, updates, log, haRestarts, drsRound);
+    // An operator's request (settings, rules, maintenance, a new VM) also makes DRS plan again soon.
+    requests = new OperatorRequests(id, apiUrl, zk, caches, leadership, updates, () -> {
+      drsRound.soon();
+      wake();
+    }, log, haRestarts);
+    drs = drsRound;
     events = log;
     caches.start();
     leadership.start();
@@ -172,6 +179,23 @@ public final class Coordinator implements AutoCloseable {
   /** The windowed load of hosts and VMs (median of the recent agent reports). */
   public LoadWindows.Snapshot loads() {
     return caches == null ? LoadWindows.Snapshot.EMPTY : caches.loads();
+  }
+
+  /** DRS's last run (the leader's; a standby has none). */
+  public dev.ferry.proto.DrsStatus drsStatus() throws Refused {
+    requests(); // a standby refuses, as for the other requests
+    DrsRound d = drs;
+    return d == null ? dev.ferry.proto.DrsStatus.getDefaultInstance() : d.status();
+  }
+
+  /** {@code ferry drs apply [ID...]}: the given recommendations of the last run (none: all of them). */
+  public dev.ferry.proto.DrsApplyResult drsApply(java.util.List<String> ids) throws Refused {
+    requests();
+    DrsRound d = drs;
+    if (d == null) {
+      throw new Refused(503, "coordinator " + id + " is starting");
+    }
+    return d.apply(ids);
   }
 
   /** The operator's requests; until started, this coordinator refuses them as a standby does. */

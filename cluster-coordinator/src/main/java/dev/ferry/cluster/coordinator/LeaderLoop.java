@@ -41,6 +41,8 @@ final class LeaderLoop implements AutoCloseable {
   private long announcedEpoch = -1;
   /** HA's step of the round, or null when HA is off (no --datastore to read heartbeats from). */
   private final HaRestarts ha;
+  /** DRS's step of the round: balance, rules and maintenance drains. */
+  private final DrsRound drs;
   private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor(r -> {
     Thread t = new Thread(r, "coordinator");
     t.setDaemon(true);
@@ -49,8 +51,9 @@ final class LeaderLoop implements AutoCloseable {
   private volatile boolean closed;
 
   LeaderLoop(String id, Planner.Limits limits, CuratorFramework zk, ClusterCaches caches, Leadership leadership,
-      FencedUpdates updates, EventLog events, HaRestarts ha) {
+      FencedUpdates updates, EventLog events, HaRestarts ha, DrsRound drs) {
     this.ha = ha;
+    this.drs = drs;
     this.id = id;
     this.limits = limits;
     this.zk = zk;
@@ -95,6 +98,9 @@ final class LeaderLoop implements AutoCloseable {
         events.append(dev.ferry.proto.EventKind.EVENT_HA_RESTART, EventLog.Subject.vm(r.vm(), r.toHost()),
             HaRestarts.describe(r));
       }
+    }
+    if (drs != null) {
+      drs.round(caches.view()); // after HA: a dead host's VMs are placed before anything is balanced
     }
   }
 
