@@ -207,9 +207,14 @@ final class TestCluster implements AutoCloseable {
 
   /** How many leading words name (sub)commands: "vm create NAME" -> 2, "migrate NAME" -> 1. */
   private static int subcommandDepth(String[] args) {
-    return args.length > 0 && (args[0].equals("vm") || args[0].equals("migration") || args[0].equals("datastore")
-        || args[0].equals("ha"))
-        ? 2 : 1;
+    if (args.length == 0) {
+      return 1;
+    }
+    return switch (args[0]) {
+      case "vm", "migration", "datastore", "ha", "drs", "rule" -> 2;
+      case "host" -> 3; // host maintenance enter|exit
+      default -> 1;
+    };
   }
 
   /** Where each agent says {@code guest} is, and in what state (only agents still alive). */
