@@ -288,28 +288,30 @@ public final class OperatorRequests {
     ids.addAll(view.liveHosts().keySet());
     dev.ferry.proto.HostList.Builder list = dev.ferry.proto.HostList.newBuilder();
     for (String hostId : ids) {
-      list.addHosts(hostView(view, hostId, view.inventory().get(hostId)));
+      HostRecord record = view.liveHosts().get(hostId);
+      if (record == null) {
+        record = HostRecord.newBuilder().setHostId(hostId).build();
+      }
+      List<MigrationRecord> active = view.migrations().values().stream().filter(ClusterView::isActive).toList();
+      list.addHosts(dev.ferry.proto.HostView.newBuilder().setRecord(record).setUp(view.isUp(hostId))
+          .setMemoryFreeBytes(view.memoryFreeBytes(hostId)).addAllVms(view.vmsOn(hostId))
+          .setMigrationsOut((int) active.stream().filter(m -> m.getSourceHost().equals(hostId)).count())
+          .setMigrationsIn((int) active.stream().filter(m -> m.getTargetHost().equals(hostId)).count()));
+    }
+    for (dev.ferry.proto.HostView.Builder host : list.getHostsBuilderList()) {
+      withMaintenance(host, view.inventory().get(host.getRecord().getHostId()));
     }
     return list.build();
   }
 
-  /** {@code known}: the host's inventory record, or null (not written yet). */
-  private static dev.ferry.proto.HostView hostView(ClusterView view, String hostId, dev.ferry.proto.HostInventory known) {
-    HostRecord record = view.liveHosts().get(hostId);
-    if (record == null) {
-      record = HostRecord.newBuilder().setHostId(hostId).build();
-    }
-    List<MigrationRecord> active = view.migrations().values().stream().filter(ClusterView::isActive).toList();
-    dev.ferry.proto.HostView.Builder host = dev.ferry.proto.HostView.newBuilder().setRecord(record)
-        .setUp(view.isUp(hostId))
-        .setMemoryFreeBytes(view.memoryFreeBytes(hostId)).addAllVms(view.vmsOn(hostId))
-        .setMigrationsOut((int) active.stream().filter(m -> m.getSourceHost().equals(hostId)).count())
-        .setMigrationsIn((int) active.stream().filter(m -> m.getTargetHost().equals(hostId)).count());
+  /** The operator's maintenance as the host's inventory record {@code known} holds it (null: none yet). */
+  private static dev.ferry.proto.HostView.Builder withMaintenance(dev.ferry.proto.HostView.Builder host,
+      dev.ferry.proto.HostInventory known) {
     if (known != null) {
       host.setMaintenance(known.getMaintenance()).setMaintenanceSinceMs(known.getMaintenanceSinceMs())
-          .addAllBlocked(known.getBlockedList());
+          .clearBlocked().addAllBlocked(known.getBlockedList());
     }
-    return host.build();
+    return host;
   }
 
   public dev.ferry.proto.VmList vms() throws Refused {
@@ -495,7 +497,10 @@ public final class OperatorRequests {
               + (was.get() == dev.ferry.proto.MaintenanceState.MAINTENANCE_ENTERING ? " (it was still entering maintenance)" : ""));
     }
     wake.run();
-    return hostView(caches.view(), hostId, readInventory(hostId));
+    dev.ferry.proto.HostView host = hosts().getHostsList().stream().filter(h -> h.getRecord().getHostId().equals(hostId))
+        .findFirst().orElseThrow(() -> new Refused(404, "there is no host named " + hostId));
+    // The caches may not have seen the write yet: the maintenance comes from ZooKeeper's record.
+    return withMaintenance(host.toBuilder(), readInventory(hostId)).build();
   }
 
   /** The record as ZooKeeper has it now (the caches may not have seen the write yet). */
