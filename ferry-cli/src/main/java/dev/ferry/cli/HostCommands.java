@@ -46,10 +46,11 @@ final class HostCommands implements Runnable {
   }
 
   @Command(name = "enter", mixinStandardHelpOptions = true,
-      description = {"The host takes no new VMs from now on: placement, 'vm create --host', 'migrate --to' and",
-          "'vm resume --on' refuse it. It is entering-maintenance until no VM runs on it and nothing migrates to",
-          "or from it, then in-maintenance (stopped and suspended VMs may stay). This Ferry does not drain",
-          "the host yet: move its running VMs off with 'ferry migrate VM --to HOST' (or stop them)."},
+      description = {"The host takes no new VMs from now on: placement, 'vm create --host', 'migrate --to'",
+          "and 'vm resume --on' refuse it. It is entering-maintenance until no VM runs on it and nothing",
+          "migrates to or from it, then in-maintenance (stopped and suspended VMs may stay). This Ferry",
+          "does not drain the host yet: move its running VMs off with 'ferry migrate VM --to HOST' (or",
+          "stop them). There is no --wait until it does."},
       exitCodeListHeading = "%nExit codes:%n", exitCodeList = {"0:The host is entering (or in) maintenance.",
           "2:Invalid command line.", "3:No coordinator could be reached.", "4:Refused (no such host).",
           "6:Wrong API token."})

@@ -14,8 +14,9 @@ import picocli.CommandLine.Parameters;
 
 /** {@code ferry rule add|ls|rm}: the placement rules DRS and placement obey. */
 @Command(name = "rule", mixinStandardHelpOptions = true,
-    description = {"Placement rules: keep VMs together (affinity) or apart (anti-affinity), or a VM on a host",
-        "(vm-host, must or should). Kept in ZooKeeper by the leading coordinator; they survive a failover."},
+    description = {"Placement rules: VMs together or apart, or a VM on a host.",
+        "Affinity keeps VMs on one host, anti-affinity on different hosts, vm-host a VM on a host (must or",
+        "should). Kept in ZooKeeper by the leading coordinator; they survive a failover."},
     subcommands = {RuleCommands.Add.class, RuleCommands.Ls.class, RuleCommands.Rm.class})
 final class RuleCommands implements Runnable {
   @picocli.CommandLine.Spec
@@ -59,16 +60,24 @@ final class RuleCommands implements Runnable {
       @Option(names = "--host", paramLabel = "HOST", required = true, description = "A vm-host rule's host.")
       String host;
 
-      @ArgGroup(exclusive = true, multiplicity = "1")
-      Strength strength;
-    }
-
-    static final class Strength {
-      @Option(names = "--must", required = true, description = "The VM runs on the host, never elsewhere.")
+      // Checked in rule(): picocli's own message for a nested group says little to an operator.
+      @Option(names = "--must", description = "The VM runs on the host, never elsewhere.")
       boolean must;
 
-      @Option(names = "--should", required = true, description = "The VM runs on the host when it can.")
+      @Option(names = "--should", description = "The VM runs on the host when it can.")
       boolean should;
+    }
+
+    /** The rule is checked before the client is set up: a contradiction is named, whatever else is missing. */
+    @Override
+    public Integer call() {
+      try {
+        rule();
+      } catch (dev.ferry.common.InvalidConfigException e) {
+        spec.commandLine().getErr().println(spec.qualifiedName() + ": " + e.getMessage());
+        return dev.ferry.common.ExitCodes.USAGE;
+      }
+      return super.call();
     }
 
     @Override
@@ -82,14 +91,26 @@ final class RuleCommands implements Runnable {
     PlacementRule rule() {
       PlacementRule.Builder rule = PlacementRule.newBuilder().setName(name);
       if (kind.affinity != null) {
-        rule.setKind(RuleKind.RULE_AFFINITY).addAllVms(kind.affinity);
+        rule.setKind(RuleKind.RULE_AFFINITY).addAllVms(atLeastTwo("--affinity", kind.affinity));
       } else if (kind.antiAffinity != null) {
-        rule.setKind(RuleKind.RULE_ANTI_AFFINITY).addAllVms(kind.antiAffinity);
+        rule.setKind(RuleKind.RULE_ANTI_AFFINITY).addAllVms(atLeastTwo("--anti-affinity", kind.antiAffinity));
       } else {
-        rule.setKind(kind.vmHost.strength.must ? RuleKind.RULE_VM_HOST_MUST : RuleKind.RULE_VM_HOST_SHOULD)
-            .addVms(kind.vmHost.vm).setHost(kind.vmHost.host);
+        VmHost vmHost = kind.vmHost;
+        if (vmHost.must == vmHost.should) {
+          throw new dev.ferry.common.InvalidConfigException("--must/--should", vmHost.must
+              ? "give one of them, not both" : "give one of them: must (never elsewhere) or should (when it can)");
+        }
+        rule.setKind(vmHost.must ? RuleKind.RULE_VM_HOST_MUST : RuleKind.RULE_VM_HOST_SHOULD)
+            .addVms(vmHost.vm).setHost(vmHost.host);
       }
       return rule.build();
+    }
+
+    private static List<String> atLeastTwo(String option, List<String> vms) {
+      if (vms.size() < 2) {
+        throw new dev.ferry.common.InvalidConfigException(option, "name at least 2 VMs (VM,VM...), got " + vms.size());
+      }
+      return vms;
     }
   }
 

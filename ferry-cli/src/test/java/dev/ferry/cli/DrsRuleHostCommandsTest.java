@@ -61,6 +61,8 @@ class DrsRuleHostCommandsTest {
         {"rule", "add", "pin", "--vm", "db-1", "--host", "host-a"},
         {"rule", "add", "pin", "--vm", "db-1", "--must"},
         {"rule", "add", "mixed", "--affinity", "a,b", "--anti-affinity", "c,d"},
+        {"rule", "add", "one", "--affinity", "a"},
+        {"rule", "add", "pin", "--vm", "db-1", "--must", "--host", "h", "--affinity", "a,b"},
         {"rule", "add", "none"},
         {"drs", "config", "--mode", "fast"},
         {"drs", "config", "--threshold", "0"},
@@ -79,12 +81,23 @@ class DrsRuleHostCommandsTest {
       // Nothing listens on port 1: a request would exit 3, not 2.
       assertEquals(ExitCodes.USAGE, cli.execute(withClient), String.join(" ", args) + ": " + err);
     }
+    assertTrue(errorOf(token, "drs", "config", "--threshold", "6").contains("--threshold: must be 1 to 5, got 6"));
+    assertTrue(errorOf(token, "rule", "add", "pin", "--vm", "db-1", "--host", "host-a", "--must", "--should")
+        .contains("--must/--should: give one of them, not both"));
+    assertTrue(errorOf(token, "rule", "add", "one", "--affinity", "web-1")
+        .contains("--affinity: name at least 2 VMs (VM,VM...), got 1"));
+  }
+
+  private static String errorOf(Path token, String... args) {
     StringWriter err = new StringWriter();
     CommandLine cli = Ferry.commandLine();
     cli.setErr(new PrintWriter(err, true));
-    cli.execute("drs", "config", "--threshold", "6", "--coordinator", "http://127.0.0.1:1", "--token-file",
-        token.toString());
-    assertTrue(err.toString().contains("--threshold: must be 1 to 5, got 6"), err.toString());
+    cli.setOut(new PrintWriter(new StringWriter(), true));
+    String[] withClient = java.util.stream.Stream.concat(java.util.Arrays.stream(args),
+        java.util.stream.Stream.of("--coordinator", "http://127.0.0.1:1", "--token-file", token.toString()))
+        .toArray(String[]::new);
+    assertEquals(ExitCodes.USAGE, cli.execute(withClient), err.toString());
+    return err.toString();
   }
 
   @Test

@@ -384,7 +384,7 @@ public final class OperatorRequests {
         .setMigrationsIn((int) active.stream().filter(m -> m.getTargetHost().equals(hostId)).count());
     if (known != null) {
       host.setMaintenance(known.getMaintenance()).setMaintenanceSinceMs(known.getMaintenanceSinceMs())
-          .addAllBlocked(known.getBlockedList());
+          .clearBlocked().addAllBlocked(known.getBlockedList());
     }
     return host.build();
   }
