@@ -16,7 +16,10 @@ final class Fit {
 
   private Fit() {}
 
-  /** Null if {@code vm} may go to {@code host} now; {@code withLimits}: it would be a migration. */
+  /**
+   * Null if {@code vm} may go to {@code host} now; {@code withLimits}: it would be a migration, so
+   * the target's incoming limit applies (the source's and the cluster's: {@link #canLeave}).
+   */
   static Refusal refuse(ClusterState s, int vm, int host, boolean withLimits) {
     Host h = s.hosts[host];
     Vm v = s.vms[vm];
@@ -60,9 +63,6 @@ final class Fit {
       DrsConfig.Limits limits = s.config.limits();
       if (s.incoming[host] >= limits.inPerHost()) {
         return new Refusal(Why.LIMIT, h.id() + " already receives " + s.incoming[host] + " migrations");
-      }
-      if (s.migrations >= limits.cluster()) {
-        return new Refusal(Why.LIMIT, "the cluster already runs " + s.migrations + " migrations");
       }
     }
     return null;

@@ -47,7 +47,7 @@ public final class PlanChecker {
           : rule instanceof Rule.Affinity r ? r.vms() : ((Rule.AntiAffinity) rule).vms();
       named.forEach(vm -> rulesByVm.computeIfAbsent(vm, k -> new ArrayList<>()).add(rule));
     }
-    snapshot.inFlight().forEach(m -> apply(vms.get(m.vm()), m.from(), m.to(), true));
+    snapshot.inFlight().forEach(m -> apply(vms.get(m.vm()), m.from(), m.to()));
   }
 
   /** What is wrong with {@code plan}'s moves (empty: nothing). */
@@ -108,7 +108,7 @@ public final class PlanChecker {
     if (r.kind() == Recommendation.Kind.BALANCE && snapshot.config().threshold() == 1) {
       violations.add(what + ": a balance move at threshold 1");
     }
-    apply(vm, r.from(), r.to(), false);
+    apply(vm, r.from(), r.to());
   }
 
   private void checkTarget(String what, Vm vm, String to) {
@@ -154,7 +154,7 @@ public final class PlanChecker {
     return at != null && hosts.get(at).state() != HostState.DOWN ? at : null;
   }
 
-  private void apply(Vm vm, String from, String to, boolean inFlight) {
+  private void apply(Vm vm, String from, String to) {
     moving.add(vm.name());
     location.put(vm.name(), to);
     memory.merge(to, vm.memoryBytes(), Long::sum);

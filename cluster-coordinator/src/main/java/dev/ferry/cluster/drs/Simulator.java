@@ -42,6 +42,8 @@ public final class Simulator {
     final String name;
     final long memoryBytes;
     final long dirtyRate;
+    /** What the VM's load returns to: its demand wanders around this, a hot spot lasts until its next change. */
+    final double baseDemand;
     double demand;
     int host = -1;
     int migrationTo = -1;
@@ -51,6 +53,7 @@ public final class Simulator {
     SimVm(String name, double demand, long memoryBytes, long dirtyRate) {
       this.name = name;
       this.demand = demand;
+      this.baseDemand = demand;
       this.memoryBytes = memoryBytes;
       this.dirtyRate = dirtyRate;
     }
@@ -124,17 +127,17 @@ public final class Simulator {
   }
 
   private void makeRules(int count) {
-    for (int i = 0; i < count / 20; i++) {
+    for (int i = 0; i < Math.max(1, count / 20); i++) {
       rules.add(new Rule.AntiAffinity("anti-" + i, distinctVms(2 + random.nextInt(2))));
     }
-    for (int i = 0; i < count / 40; i++) {
+    for (int i = 0; i < Math.max(1, count / 80); i++) {
       rules.add(new Rule.Affinity("together-" + i, distinctVms(2)));
     }
-    for (int i = 0; i < count / 50; i++) {
+    for (int i = 0; i < Math.max(1, count / 200); i++) {
       rules.add(new Rule.VmHost("pin-" + i, vms.get(random.nextInt(count)).name,
           hostIds[random.nextInt(hostIds.length)], true));
     }
-    for (int i = 0; i < count / 30; i++) {
+    for (int i = 0; i < Math.max(1, count / 50); i++) {
       rules.add(new Rule.VmHost("prefer-" + i, vms.get(random.nextInt(count)).name,
           hostIds[random.nextInt(hostIds.length)], false));
     }
@@ -214,10 +217,10 @@ public final class Simulator {
   private void shiftLoads() {
     for (SimVm vm : vms) {
       if (random.nextDouble() < 0.1) {
-        vm.demand = Math.min(4, Math.max(0.01, vm.demand * (0.5 + random.nextDouble() * 1.1) + random.nextDouble() * 0.05));
+        vm.demand = Math.min(4, Math.max(0.01, vm.baseDemand * (0.5 + random.nextDouble())));
       }
     }
-    if (random.nextDouble() < 0.3) { // a hot spot: everything on one host gets busier
+    for (int i = events(0.001, 0.3); i > 0; i--) { // a hot spot: everything on one host gets busier
       int hot = random.nextInt(hostIds.length);
       vms.stream().filter(vm -> vm.host == hot).forEach(vm -> vm.demand = Math.min(4, vm.demand * 1.5));
     }

@@ -181,8 +181,10 @@ class BalancerTest {
     // web-1 left host-c 10 minutes ago; the load changed and host-c is the emptiest again
     Vm web1 = Vm.of("web-1", "host-a", 0.8, 512 * MIB).movedFrom("host-c", NOW - 10 * MINUTE, "host-a");
     TestCluster c = new TestCluster().host("host-a", 2, 8 * GIB).host("host-c", 4, 8 * GIB)
-        .vm(web1).vm("web-2", "host-a", 0.6, 512 * MIB).vm("web-3", "host-a", 0.44, 512 * MIB)
+        .vm(web1).vm("web-2", "host-a", 0.6, 2 * GIB).vm("web-3", "host-a", 0.44, 2 * GIB)
         .vm("idle", "host-c", 0.72, 512 * MIB);
+    // moving web-1 back is still the best move by benefit/cost (its small memory outweighs the
+    // recent-move penalty), and removes far more than the recent-move bar: only the rule stops it
     Plan inside = Balancer.plan(c.snapshot(NOW));
     assertFalse(moves(inside).contains("web-1"), moves(inside));
     assertTrue(moves(inside).startsWith("web-2 host-a->host-c"), moves(inside));
@@ -197,7 +199,7 @@ class BalancerTest {
     // not enough to move it again so soon, so the next best (a2) goes
     Vm web1 = Vm.of("web-1", "host-a", 0.3, 512 * MIB).movedFrom("host-x", NOW - 5 * MINUTE, "host-a");
     TestCluster recent = new TestCluster().host("host-a", 4, 8 * GIB).host("host-b", 4, 8 * GIB)
-        .host("host-x", 4, 8 * GIB).vm(web1).vm("a2", "host-a", 0.5, GIB).vm("x", "host-x", 0.4, GIB)
+        .host("host-x", 4, 8 * GIB).vm(web1).vm("a2", "host-a", 0.5, 2 * GIB).vm("x", "host-x", 0.4, GIB)
         .vm("b", "host-b", 0.1, GIB).threshold(5);
     assertEquals("a2 host-a->host-b BALANCE", moves(recent.plan()));
     assertEquals("web-1 host-a->host-b BALANCE", moves(recent.vm(web1.withMigrating(false).onHost("host-a")
