@@ -52,30 +52,23 @@ class CoordinatorApiTest {
   private CuratorFramework admin;
   private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 
+  private TwoCoordinators cluster;
+
   @BeforeEach
   void start() throws Exception {
-    zkServer = EmbeddedZooKeeper.standalone(freePort(), dir.resolve("zk"));
-    ZkSettings settings = new ZkSettings(zkServer.connectString(), CREDENTIALS, 10_000);
-    a = new Coordinator("a", settings, Planner.Limits.DEFAULT);
-    apiA = new ApiServer(a, TOKEN).bind(new java.net.InetSocketAddress("127.0.0.1", 0));
-    a.start(url(apiA));
-    await("a leads", a::leading);
-    b = new Coordinator("b", settings, Planner.Limits.DEFAULT);
-    apiB = new ApiServer(b, TOKEN).bind(new java.net.InetSocketAddress("127.0.0.1", 0));
-    b.start(url(apiB));
-    admin = ZkClients.start(settings);
+    cluster = TwoCoordinators.start(dir, CREDENTIALS, TOKEN);
+    zkServer = cluster.zkServer;
+    a = cluster.a;
+    b = cluster.b;
+    apiA = cluster.apiA;
+    apiB = cluster.apiB;
+    admin = cluster.admin;
   }
 
   @AfterEach
   void stop() {
-    for (AutoCloseable c : new AutoCloseable[] {admin, apiB, b, apiA, a, zkServer}) {
-      try {
-        if (c != null) {
-          c.close();
-        }
-      } catch (Exception ignored) {
-        // best effort
-      }
+    if (cluster != null) {
+      cluster.close();
     }
   }
 
