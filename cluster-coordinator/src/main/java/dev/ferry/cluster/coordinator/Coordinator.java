@@ -100,8 +100,9 @@ public final class Coordinator implements AutoCloseable {
     leadership = new Leadership(zk, id, apiUrl, this::wake);
     FencedUpdates updates = new FencedUpdates(zk, leadership);
     EventLog log = new EventLog(zk, leadership, eventsKept);
-    HaRestarts haRestarts = ha == null ? null
-        : new HaRestarts(zk, leadership, ha, VmPlacement.LEAST_LOADED, limits);
+    // One placement for vm create without --host and HA restarts: DRS's (rules, measured load, capacity).
+    VmPlacement placement = new DrsPlacement(zk, caches, limits);
+    HaRestarts haRestarts = ha == null ? null : new HaRestarts(zk, leadership, ha, placement, limits);
     if (haRestarts == null) {
       LOG.warn("coordinator {}: HA is off: without --datastore it cannot read the hosts' heartbeats", id);
     }
@@ -111,7 +112,7 @@ public final class Coordinator implements AutoCloseable {
     requests = new OperatorRequests(id, apiUrl, zk, caches, leadership, updates, () -> {
       drsRound.soon();
       wake();
-    }, log, haRestarts);
+    }, log, haRestarts, placement);
     drs = drsRound;
     events = log;
     caches.start();

@@ -38,12 +38,15 @@ public final class OperatorRequests {
   private final EventLog events;
   /** HA's state for {@code ferry ha config}, or null when HA is off. */
   private final HaRestarts ha;
+  /** Where {@code vm create} without {@code --host} puts a VM (DRS's placement). */
+  private final VmPlacement placement;
   /** The bound on {@code --failover-hosts}. */
   static final int FAILOVER_HOSTS_MAX = 64;
 
   OperatorRequests(String id, String apiUrl, CuratorFramework zk, ClusterCaches caches, Leadership leadership,
-      FencedUpdates updates, Runnable wake, EventLog events, HaRestarts ha) {
+      FencedUpdates updates, Runnable wake, EventLog events, HaRestarts ha, VmPlacement placement) {
     this.ha = ha;
+    this.placement = placement;
     this.id = id;
     this.apiUrl = apiUrl;
     this.zk = zk;
@@ -76,7 +79,7 @@ public final class OperatorRequests {
       throw new Refused(400, "ha_priority: must be high, medium, low or disabled");
     }
     ClusterView view = caches.view();
-    Planner.Result placed = Planner.placeVm(view, request.getSpec(), request.getHost());
+    Planner.Result placed = Planner.placeVm(view, request.getSpec(), request.getHost(), placement);
     if (!placed.ok()) {
       throw new Refused(409, placed.refusal());
     }

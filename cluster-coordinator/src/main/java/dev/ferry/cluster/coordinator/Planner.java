@@ -132,6 +132,11 @@ public final class Planner {
 
   /** The host a new VM goes to: {@code requested} if it fits, else the least loaded live active host that fits. */
   public static Result placeVm(ClusterView view, GuestSpec spec, String requested) {
+    return placeVm(view, spec, requested, VmPlacement.LEAST_LOADED);
+  }
+
+  /** The host a new VM goes to: {@code requested} if it fits, else where {@code placement} puts it. */
+  public static Result placeVm(ClusterView view, GuestSpec spec, String requested, VmPlacement placement) {
     if (view.vms().containsKey(spec.getName())) {
       return Result.refused("a VM named " + spec.getName() + " already exists (on "
           + view.vms().get(spec.getName()).getOwnerHost() + ")");
@@ -159,7 +164,7 @@ public final class Planner {
           : Result.refused(requested + " has " + Sizes.formatBytes(free) + " free, " + spec.getName() + " needs "
               + Sizes.formatBytes(need));
     }
-    return leastLoaded(view, spec);
+    return placement.place(view, spec);
   }
 
   /**

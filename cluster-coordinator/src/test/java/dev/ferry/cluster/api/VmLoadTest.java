@@ -142,6 +142,27 @@ class VmLoadTest {
     await("host-b measures web-1 with the same demand", () -> reported("host-b")
         .filter(u -> u.getCpuCores() > 0.3 && u.getDirtyRateBytesPerS() > (1 << 20)).isPresent());
     await("host-a no longer reports it", () -> reported("host-a").isEmpty());
+
+    // Placement without --host is DRS's: by measured CPU against capacity, memory a second signal.
+    // host-a now holds more memory (an idle 256 MiB VM) but no busy guest; host-b runs web-1 at
+    // 0.9 cores. A placement by free memory (or by the hosts' OS figures, one machine's here) would
+    // pick host-b.
+    assertEquals(201, send("POST", "/v1/vms", vmRequest("idle-1", "256MiB", 0, "host-a")).statusCode());
+    await("the window shows web-1's load on host-b", () -> windowed().filter(u -> u.getCpuCores() > 0.3).isPresent()
+        && unchecked(this::hosts).getHostsList().stream().anyMatch(h -> h.getRecord().getHostId().equals("host-b")
+            && h.getVmsList().contains("web-1")));
+    HttpResponse<String> placed = send("POST", "/v1/vms", vmRequest("new-1", "64MiB", 0.1, ""));
+    assertEquals(201, placed.statusCode(), placed.body());
+    VmRecord.Builder newVm = VmRecord.newBuilder();
+    JsonFormat.parser().ignoringUnknownFields().merge(placed.body(), newVm);
+    assertEquals("host-a", newVm.getOwnerHost(), "placed away from the busy host: " + placed.body());
+  }
+
+  private static String vmRequest(String name, String memory, double cpuLoad, String host) throws Exception {
+    var spec = dev.ferry.common.Specs.guest(name, memory, 1, "0", null, 20, 80, "mixed", 1);
+    spec = spec.toBuilder().setWorkload(spec.getWorkload().toBuilder().setCpuLoad(cpuLoad)).build();
+    return JsonFormat.printer().preservingProtoFieldNames().print(dev.ferry.proto.CreateVmRequest.newBuilder()
+        .setSpec(spec).setHost(host).build());
   }
 
   private static String create(double cpuLoad) throws Exception {
