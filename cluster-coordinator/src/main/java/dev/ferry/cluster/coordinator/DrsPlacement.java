@@ -33,15 +33,22 @@ final class DrsPlacement implements VmPlacement {
 
   @Override
   public Planner.Result place(ClusterView view, GuestSpec spec) {
-    Snapshot all;
     try {
-      all = DrsRound.snapshot(view, DrsSettings.read(zk), DrsSettings.readRules(zk), caches.loads(), limits,
-          System.currentTimeMillis());
+      return placeByDrs(view, spec);
     } catch (Exception e) {
-      // The settings or rules could not be read: the plain placement still keeps memory and maintenance.
+      if (e instanceof InterruptedException) {
+        Thread.currentThread().interrupt();
+      }
+      // The settings or rules could not be read, or a record holds what DRS refuses: the plain
+      // placement still keeps memory and maintenance.
       LOG.warn("DRS placement of {} falls back to the least loaded host: {}", spec.getName(), e.toString());
       return Planner.leastLoaded(view, spec);
     }
+  }
+
+  private Planner.Result placeByDrs(ClusterView view, GuestSpec spec) throws Exception {
+    Snapshot all = DrsRound.snapshot(view, DrsSettings.read(zk), DrsSettings.readRules(zk), caches.loads(), limits,
+        System.currentTimeMillis());
     Set<String> reporting = all.hosts().stream().map(Host::id).filter(id -> view.silence(id).isEmpty())
         .collect(Collectors.toSet());
     List<Vm> others = all.vms().stream().filter(v -> !v.name().equals(spec.getName()))

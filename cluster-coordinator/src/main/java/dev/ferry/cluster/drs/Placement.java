@@ -138,7 +138,8 @@ public final class Placement {
       }
     }
     if (candidates.isEmpty()) {
-      return "no other host is active";
+      return s.location(vm) < 0 ? "no host is active (each is in or entering maintenance, or down)"
+          : "no other host is active";
     }
     if (refusals.stream().allMatch(r -> r != null && r.why() == Fit.Why.MEMORY)) {
       List<Integer> byFree = new ArrayList<>(candidates);
