@@ -277,10 +277,47 @@ public final class ClusterMember implements AutoCloseable {
       Records.vm("/warm", Records.bytes(VmRecord.newBuilder().setFormatVersion(Records.FORMAT).setOwnerHost("h").build()));
     }
     new ZkCutoverAuthority(zk, local.hostId());
+    warmUpCommitPath();
     for (int i = 0; i < 3; i++) {
       sampleRoundTrip();
     }
     LOG.debug("cutover path warmed up in {} ms", (System.nanoTime() - started) / 1_000_000);
+  }
+
+  /**
+   * The first commit this agent makes as a target runs inside a guest's pause: before any, the
+   * write half of the multi-op (version checks and setData in one transaction, the results parsed)
+   * runs a few times on a scratch node of this host's own, so the pause does not pay for loading
+   * and compiling it (measured: the first commit of each agent took 26-32 ms, later ones 5-8).
+   */
+  private void warmUpCommitPath() throws Exception {
+    String scratch = ZkPaths.ROOT + "/warmup/" + local.hostId();
+    try {
+      zk.create().creatingParentContainersIfNeeded().withMode(org.apache.zookeeper.CreateMode.EPHEMERAL)
+          .forPath(scratch, new byte[0]);
+    } catch (KeeperException.NodeExistsException e) {
+      // a previous session's, about to go
+    }
+    try {
+      for (int i = 0; i < 5; i++) {
+        Stat stat = zk.checkExists().forPath(scratch);
+        if (stat == null) {
+          return;
+        }
+        byte[] data = Records.bytes(VmRecord.newBuilder().setFormatVersion(Records.FORMAT).setOwnerHost(local.hostId())
+            .setEpoch(i).build());
+        zk.transaction().forOperations(zk.transactionOp().check().withVersion(stat.getVersion()).forPath(scratch),
+            zk.transactionOp().setData().withVersion(stat.getVersion()).forPath(scratch, data));
+      }
+    } catch (KeeperException.BadVersionException | KeeperException.NoNodeException e) {
+      // someone else's write or the node's end: the warm-up is done enough
+    } finally {
+      try {
+        zk.delete().quietly().forPath(scratch);
+      } catch (Exception ignored) {
+        // ephemeral: it goes with the session anyway
+      }
+    }
   }
 
   private void refuseDuplicateHost() throws Exception {

@@ -164,7 +164,8 @@ public final class ZkCutoverAuthority implements CutoverAuthority {
           LOG.warn("fail point commit-duplicate: replaying the commit of {}", migrationId);
           zk.transaction().forOperations(checkMigration, checkVm, moveVm, markMigration);
         }
-        LOG.info("migration {}: committed in ZooKeeper in {} us: {} now owned by {} at epoch {}", migrationId,
+        // Debug only: this runs inside the pause (the target logs the commit's time after the resume).
+        LOG.debug("migration {}: committed in ZooKeeper in {} us: {} now owned by {} at epoch {}", migrationId,
             (System.nanoTime() - started) / 1000, m.getVm(), m.getTargetHost(), epoch);
         return Result.committed(epoch);
       } catch (KeeperException.BadVersionException | KeeperException.NoNodeException e) {
