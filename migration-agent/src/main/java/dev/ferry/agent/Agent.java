@@ -252,6 +252,11 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
 
   @Override
   public void ensureOwned(GuestSpec spec, long epoch) {
+    if (!dev.ferry.engine.guest.RunPermit.allows(System.nanoTime())) {
+      // No proof of life lately (a freeze, a cut): the records this round read may be stale and
+      // the VM may run elsewhere by now. The isolation check powers the guests off; nothing starts.
+      return;
+    }
     applyDemand(spec);
     if (storage == null) {
       return;
@@ -338,6 +343,11 @@ public final class Agent implements AutoCloseable, TargetMigration.Host, AdminSe
         dev.ferry.storage.LeasedWriter writer = storage.writer(spec.getName());
         if (writer == null || !guests.contains(spec.getName())) {
           LOG.warn("VM {}: no key-value service: the VM does not run here with its lease", spec.getName());
+          return;
+        }
+        if (!dev.ferry.engine.guest.RunPermit.allows(System.nanoTime())) {
+          // A thawed or cut-off host: the VM may have restarted elsewhere, which needs this port.
+          LOG.warn("VM {}: no key-value service: this host has no proof of life (HA isolation)", spec.getName());
           return;
         }
         kvServices.put(spec.getName(), dev.ferry.agent.app.KvService.start(spec.getName(), spec.getKvPort(), writer,
