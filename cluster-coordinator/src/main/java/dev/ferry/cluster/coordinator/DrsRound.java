@@ -66,7 +66,8 @@ final class DrsRound {
   private long nextRunNanos;
   private volatile DrsStatus status = DrsStatus.getDefaultInstance();
   private volatile List<Recommendation> lastRecommendations = List.of();
-  private long movesApplied;
+  /** Read by the API's threads, counted on the leader's and theirs. */
+  private final java.util.concurrent.atomic.AtomicLong movesApplied = new java.util.concurrent.atomic.AtomicLong();
 
   DrsRound(CuratorFramework zk, ClusterCaches caches, Planner.Limits limits, FencedUpdates updates, EventLog events,
       MoveStarter starter) {
@@ -118,7 +119,7 @@ final class DrsRound {
         .addAllRecommendations(plan.recommendations().stream().map(DrsRound::toProto).toList())
         .addAllBlocked(plan.blocked().stream().map(b -> DrsBlocked.newBuilder().setVm(b.vm()).setHost(b.host())
             .setReason(b.reason()).build()).toList())
-        .setMovesApplied(movesApplied).build();
+        .setMovesApplied(movesApplied.get()).build();
   }
 
   /** The operator's {@code ferry drs apply [ID...]}: the given recommendations of the last plan (none: all). */
@@ -153,9 +154,7 @@ final class DrsRound {
       LOG.info("DRS: {} to {} not started: {}", r.vm(), r.to(), e.getMessage());
       throw e;
     }
-    synchronized (this) {
-      movesApplied++;
-    }
+    movesApplied.incrementAndGet();
     LOG.info("DRS: {} ({}) -> {}: {}", r.vm(), r.from(), r.to(), r.reason());
     events.append(EventKind.EVENT_DRS_MOVE, new EventLog.Subject(r.vm(), r.from(), m.getId()),
         "DRS moves " + r.vm() + " from " + r.from() + " to " + r.to() + " (" + kind(r.kind()) + "): " + r.reason());

@@ -37,39 +37,11 @@ import org.junit.jupiter.api.io.TempDir;
  * leader whose epoch was superseded cannot write any more.
  */
 @Timeout(value = 2, unit = TimeUnit.MINUTES)
-class CoordinatorApiTest {
-  private static final String TOKEN = "test-token-0123456789abcdef";
-  private static final String CREDENTIALS = "ferry:api-test-secret";
+class CoordinatorApiTest extends TwoCoordinatorsTestBase {
 
-  @TempDir
-  Path dir;
-
-  private EmbeddedZooKeeper zkServer;
-  private Coordinator a;
-  private Coordinator b;
-  private ApiServer apiA;
-  private ApiServer apiB;
-  private CuratorFramework admin;
-  private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
-
-  private TwoCoordinators cluster;
-
-  @BeforeEach
-  void start() throws Exception {
-    cluster = TwoCoordinators.start(dir, CREDENTIALS, TOKEN);
-    zkServer = cluster.zkServer;
-    a = cluster.a;
-    b = cluster.b;
-    apiA = cluster.apiA;
-    apiB = cluster.apiB;
-    admin = cluster.admin;
-  }
-
-  @AfterEach
-  void stop() {
-    if (cluster != null) {
-      cluster.close();
-    }
+  @Override
+  String credentials() {
+    return "ferry:api-test-secret";
   }
 
   @Test
@@ -302,16 +274,6 @@ class CoordinatorApiTest {
     JsonFormat.parser().merge(response.body(), error);
     assertNotNull(error.getError());
     return error.build();
-  }
-
-  private static String url(ApiServer api) {
-    return "http://127.0.0.1:" + api.boundAddress().getPort();
-  }
-
-  private static int freePort() throws Exception {
-    try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-      return s.getLocalPort();
-    }
   }
 
   private static void await(String what, BooleanSupplier condition) {

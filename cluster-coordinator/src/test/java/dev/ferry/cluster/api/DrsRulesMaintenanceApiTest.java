@@ -52,39 +52,11 @@ import org.junit.jupiter.api.io.TempDir;
  * maintenance takes no new VM (create, migrate) until it exits.
  */
 @Timeout(value = 2, unit = TimeUnit.MINUTES)
-class DrsRulesMaintenanceApiTest {
-  private static final String TOKEN = "test-token-0123456789abcdef";
-  private static final String CREDENTIALS = "ferry:drs-api-test-secret";
+class DrsRulesMaintenanceApiTest extends TwoCoordinatorsTestBase {
 
-  @TempDir
-  Path dir;
-
-  private EmbeddedZooKeeper zkServer;
-  private Coordinator a;
-  private Coordinator b;
-  private ApiServer apiA;
-  private ApiServer apiB;
-  private CuratorFramework admin;
-  private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
-
-  private TwoCoordinators cluster;
-
-  @BeforeEach
-  void start() throws Exception {
-    cluster = TwoCoordinators.start(dir, CREDENTIALS, TOKEN);
-    zkServer = cluster.zkServer;
-    a = cluster.a;
-    b = cluster.b;
-    apiA = cluster.apiA;
-    apiB = cluster.apiB;
-    admin = cluster.admin;
-  }
-
-  @AfterEach
-  void stop() {
-    if (cluster != null) {
-      cluster.close();
-    }
+  @Override
+  String credentials() {
+    return "ferry:drs-api-test-secret";
   }
 
   @Test
@@ -328,16 +300,6 @@ class DrsRulesMaintenanceApiTest {
         .method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body))
         .header("Authorization", "Bearer " + TOKEN);
     return http.send(request.build(), HttpResponse.BodyHandlers.ofString());
-  }
-
-  private static String url(ApiServer api) {
-    return "http://127.0.0.1:" + api.boundAddress().getPort();
-  }
-
-  private static int freePort() throws Exception {
-    try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-      return s.getLocalPort();
-    }
   }
 
   private static void await(String what, Callable<Boolean> condition) throws Exception {
